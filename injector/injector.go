@@ -1,0 +1,191 @@
+// Package injector rewrites HTML as it streams from the origin to the
+// visitor: it inserts the tag that loads Loupe's recorder as early as
+// possible in the document and marks form fields so that rrweb masks
+// (rr-mask) or blocks (rr-block) them before anything leaves the browser.
+//
+// Everything the injector does not change is copied byte for byte: it works
+// token by token with golang.org/x/net/html's Tokenizer and writes each
+// token's Raw bytes, never a parse-and-render round trip, which would change
+// the page.
+package injector
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"strings"
+
+	"github.com/andybalholm/cascadia"
+)
+
+// DefaultPrefix is the path under which Loupe's routes live on a site.
+const DefaultPrefix = "/__loupe/"
+
+// DefaultBlockSelectors match fields whose values must never leave the
+// browser: passwords, payment card fields (autocomplete="cc-*", wherever the
+// token sits in the autocomplete list) and inputs whose name or id looks like
+// a card number, card security code, IBAN or social security number.
+//
+// They are matched here with cascadia and, in the recorder, by the browser's
+// Element.matches, so each must be plain CSS both understand. The " i" flag
+// (CSS Selectors 4, in every current browser) makes the value comparison
+// ASCII case-insensitive; cascadia supports it too.
+var DefaultBlockSelectors = []string{
+	"input[type=password i]",
+	"[autocomplete^=cc- i]",
+	`[autocomplete*=" cc-" i]`,
+	"input[name*=cardnumber i]", "input[id*=cardnumber i]",
+	"input[name*=card-number i]", "input[id*=card-number i]",
+	"input[name*=card_number i]", "input[id*=card_number i]",
+	"input[name*=ccnum i]", "input[id*=ccnum i]",
+	"input[name*=cvc i]", "input[id*=cvc i]",
+	"input[name*=cvv i]", "input[id*=cvv i]",
+	"input[name*=csc i]", "input[id*=csc i]",
+	"input[name*=securitycode i]", "input[id*=securitycode i]",
+	"input[name*=security-code i]", "input[id*=security-code i]",
+	"input[name*=security_code i]", "input[id*=security_code i]",
+	"input[name*=iban i]", "input[id*=iban i]",
+	"input[name*=ssn i]", "input[id*=ssn i]",
+}
+
+// Config says what the injector inserts and which fields it marks.
+type Config struct {
+	// Prefix is the path where Loupe's routes live on the site; the
+	// recorder is loaded from Prefix+"recorder.js" and posts to
+	// Prefix+"ingest". If empty, DefaultPrefix is used. A missing trailing
+	// slash is added.
+	Prefix string
+
+	// BlockSelectors are CSS selectors for fields that get the rr-block
+	// class (and that the recorder blocks when scripts create them later).
+	// If nil, DefaultBlockSelectors is used; callers append site rules to
+	// DefaultBlockSelectors rather than replace it.
+	BlockSelectors []string
+
+	// MaskTextSelectors are CSS selectors whose text the recorder masks
+	// (rrweb's maskTextSelector). If nil, no text is masked by selector.
+	MaskTextSelectors []string
+}
+
+// Injector rewrites HTML documents. It is safe for concurrent use.
+type Injector struct {
+	prefix    string
+	block     []cascadia.SelectorGroup
+	blockList string // BlockSelectors joined by ", ", for the recorder
+	maskList  string // MaskTextSelectors joined by ", "
+	tagStart  []byte // `<script src="…" defer data-loupe="`
+	maxBuf    int    // largest token held in memory; tests lower it
+}
+
+// defaultMaxBuf bounds the bytes the tokenizer holds for one token. Larger
+// tokens (a multi-megabyte inline script, say) make Rewrite copy the rest of
+// the document verbatim.
+const defaultMaxBuf = 1 << 20
+
+// New compiles cfg's selectors. A selector that cascadia cannot parse, or
+// that uses one of cascadia's extensions a browser would reject, is an error
+// naming it.
+func New(cfg Config) (*Injector, error) {
+	prefix := cfg.Prefix
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !strings.HasPrefix(prefix, "/") {
+		return nil, fmt.Errorf("prefix %q: must start with /", prefix)
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	blockSel := cfg.BlockSelectors
+	if blockSel == nil {
+		blockSel = DefaultBlockSelectors
+	}
+	in := &Injector{prefix: prefix, maxBuf: defaultMaxBuf}
+	for _, s := range blockSel {
+		g, err := compile(s)
+		if err != nil {
+			return nil, fmt.Errorf("block selector %q: %w", s, err)
+		}
+		in.block = append(in.block, g)
+	}
+	for _, s := range cfg.MaskTextSelectors {
+		if _, err := compile(s); err != nil {
+			return nil, fmt.Errorf("mask text selector %q: %w", s, err)
+		}
+	}
+	in.blockList = strings.Join(blockSel, ", ")
+	in.maskList = strings.Join(cfg.MaskTextSelectors, ", ")
+	in.tagStart = []byte(`<script src="` + html.EscapeString(prefix+"recorder.js") + `" defer data-loupe="`)
+	return in, nil
+}
+
+// cascadiaOnly lists, as cascadia serialises them, the selector features
+// cascadia accepts but browsers do not. The recorder hands the joined list to
+// Element.matches, which throws a SyntaxError on any of them, and rrweb does
+// not catch it.
+var cascadiaOnly = []string{"!=", "#=", ":contains", ":matches", ":haschild", ":input"}
+
+func compile(s string) (cascadia.SelectorGroup, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, fmt.Errorf("empty selector")
+	}
+	g, err := cascadia.ParseGroup(s)
+	if err != nil {
+		return nil, err
+	}
+	str := g.String()
+	for _, ext := range cascadiaOnly {
+		if strings.Contains(str, ext) {
+			return nil, fmt.Errorf("%s is a cascadia extension browsers reject", ext)
+		}
+	}
+	return g, nil
+}
+
+// Page is what varies per response.
+type Page struct {
+	PageViewID string
+	Token      string // opaque, signed by the proxy
+}
+
+// recorderConfig is the JSON in the tag's data-loupe attribute, read by the
+// recorder (injector/recorder). Field order is the wire order.
+type recorderConfig struct {
+	// V is the format version, 1.
+	V int `json:"v"`
+	// PV is the page-view id the proxy chose for this response.
+	PV string `json:"pv"`
+	// Token is the proxy's signed session token, passed back on ingest.
+	Token string `json:"token"`
+	// Ingest is the same-origin path events are posted to.
+	Ingest string `json:"ingest"`
+	// Block is rrweb's blockSelector: the block selectors joined by ", ".
+	Block string `json:"block"`
+	// MaskText is rrweb's maskTextSelector, joined the same way; "" for none.
+	MaskText string `json:"maskText"`
+}
+
+// ScriptTag returns the tag Rewrite inserts:
+//
+//	<script src="/__loupe/recorder.js" defer data-loupe="{JSON}"></script>
+//
+// with the JSON of recorderConfig, escaped for an HTML attribute.
+func (in *Injector) ScriptTag(p Page) []byte {
+	js, err := json.Marshal(recorderConfig{
+		V:        1,
+		PV:       p.PageViewID,
+		Token:    p.Token,
+		Ingest:   in.prefix + "ingest",
+		Block:    in.blockList,
+		MaskText: in.maskList,
+	})
+	if err != nil {
+		// Only strings and an int: Marshal cannot fail.
+		panic(fmt.Sprintf("marshal recorder config: %v", err))
+	}
+	b := make([]byte, 0, len(in.tagStart)+len(js)+64)
+	b = append(b, in.tagStart...)
+	b = append(b, html.EscapeString(string(js))...)
+	b = append(b, `"></script>`...)
+	return b
+}

@@ -1,0 +1,330 @@
+package injector
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+)
+
+// Where Rewrite stands with the recorder tag.
+const (
+	// tagPending: only doctypes, comments, whitespace and <html> so far.
+	tagPending = iota
+	// tagAfterHead: <head> was copied; the tag goes after a leading
+	// charset <meta>, or else before the next element.
+	tagAfterHead
+	// tagDone: the tag was written.
+	tagDone
+)
+
+// rewriter is the state of one Rewrite call. Rewriters are pooled because the
+// open-element stack is a fixed array of nodes.
+type rewriter struct {
+	in    *Injector
+	z     *html.Tokenizer
+	dst   io.Writer
+	tag   []byte
+	state int
+	first bool // no token read yet (a leading BOM is not content)
+	stack stack
+	cur   html.Node // the start tag being looked at
+	out   []byte    // scratch for rewritten start tags
+}
+
+var rewriters = sync.Pool{New: func() any { return new(rewriter) }}
+
+// Rewrite copies the HTML document from src to dst, inserting the recorder
+// tag once and marking form fields. It streams: apart from a fixed stack of
+// open elements it holds one token at a time, at most maxBuf bytes.
+//
+// Where a token is too big, or src fails with an error other than io.EOF,
+// the rest of the input is copied verbatim (the page is served as the origin
+// sent it, perhaps without the tag). Rewrite returns an error only when
+// reading src or writing dst fails. It writes dst token by token; callers
+// that want fewer, larger writes wrap dst in a bufio.Writer.
+func (in *Injector) Rewrite(dst io.Writer, src io.Reader, p Page) error {
+	r := rewriters.Get().(*rewriter)
+	defer func() {
+		r.reset()
+		rewriters.Put(r)
+	}()
+	r.in, r.dst, r.tag = in, dst, in.ScriptTag(p)
+	r.state, r.first = tagPending, true
+	r.stack.reset()
+	r.z = html.NewTokenizer(src)
+	r.z.SetMaxBuf(in.maxBuf)
+	return r.run(src)
+}
+
+// reset drops what the last Rewrite referenced, keeping buffers.
+func (r *rewriter) reset() {
+	r.stack.reset()
+	clear(r.cur.Attr)
+	r.cur = html.Node{Attr: r.cur.Attr[:0]}
+	r.in, r.z, r.dst, r.tag = nil, nil, nil, nil
+	r.out = r.out[:0]
+}
+
+func (r *rewriter) run(src io.Reader) error {
+	z := r.z
+	for {
+		tt := z.Next()
+		if tt == html.ErrorToken {
+			return r.finish(src)
+		}
+		if err := r.token(tt); err != nil {
+			return err
+		}
+		r.first = false
+		// The tokenizer only knows HTML's raw-text and CDATA rules; in
+		// <svg> and <math> the tree builder decides (WHATWG 13.2.6.5), so
+		// mirror what html.Parse tells its tokenizer.
+		z.AllowCDATA(r.stack.inForeign())
+	}
+}
+
+// finish handles the tokenizer's error: at io.EOF the document is complete;
+// otherwise the rest of src is copied as it is.
+func (r *rewriter) finish(src io.Reader) error {
+	z := r.z
+	err := z.Err()
+	// After <head> the tag goes before whatever comes next, even a token
+	// too big to read. Before <head> it could land ahead of a doctype
+	// (quirks mode), so the page goes without it.
+	if err != io.EOF && r.state == tagAfterHead {
+		if err := r.insert(); err != nil {
+			return err
+		}
+	}
+	// Raw holds the bytes of a token cut short (by EOF inside a tag, or by
+	// the buffer limit); they go out unchanged.
+	if err := r.write(z.Raw()); err != nil {
+		return err
+	}
+	if err == io.EOF {
+		if r.state != tagDone {
+			return r.insert()
+		}
+		return nil
+	}
+	if err := r.write(z.Buffered()); err != nil {
+		return err
+	}
+	if !errors.Is(err, html.ErrBufferExceeded) {
+		return fmt.Errorf("read html: %w", err)
+	}
+	if _, err := io.Copy(r.dst, src); err != nil {
+		return fmt.Errorf("copy html: %w", err)
+	}
+	return nil
+}
+
+func (r *rewriter) write(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if _, err := r.dst.Write(b); err != nil {
+		return fmt.Errorf("write html: %w", err)
+	}
+	return nil
+}
+
+func (r *rewriter) insert() error {
+	r.state = tagDone
+	return r.write(r.tag)
+}
+
+// token copies or rewrites one token, inserting the recorder tag before it
+// when it is the first content of the document.
+func (r *rewriter) token(tt html.TokenType) error {
+	z := r.z
+	switch tt {
+	case html.DoctypeToken, html.CommentToken:
+		return r.write(z.Raw())
+	case html.TextToken:
+		if r.state != tagDone && !isSpace(z.Raw(), r.first) {
+			if err := r.insert(); err != nil {
+				return err
+			}
+		}
+		return r.write(z.Raw())
+	case html.EndTagToken:
+		if r.state != tagDone {
+			if err := r.insert(); err != nil {
+				return err
+			}
+		}
+		name, _ := z.TagName()
+		r.stack.pop(name)
+		return r.write(z.Raw())
+	}
+	return r.startTag(tt == html.SelfClosingTagToken)
+}
+
+// startTag handles a start tag: placing the recorder tag around it, keeping
+// the open-element stack and marking form fields.
+func (r *rewriter) startTag(selfClosing bool) error {
+	z := r.z
+	name, hasAttr := z.TagName()
+	a := atom.Lookup(name)
+	insertAfter := false
+	switch r.state {
+	case tagPending:
+		switch a {
+		case atom.Html:
+		case atom.Head:
+			r.state = tagAfterHead
+		case atom.Meta:
+			// Without a <head> tag, a leading charset <meta> still stays
+			// first: the encoding prescan only looks at the first 1024
+			// bytes (WHATWG 13.2.3.2) and the tag can be longer than that.
+			insertAfter = true
+		default:
+			if err := r.insert(); err != nil {
+				return err
+			}
+		}
+	case tagAfterHead:
+		if a == atom.Meta {
+			insertAfter = true
+		} else if err := r.insert(); err != nil {
+			return err
+		}
+	}
+
+	// Build the element as cascadia will see it. Attributes are only
+	// needed for elements that stay on the stack, fields to mark and the
+	// charset check.
+	field := a == atom.Input || a == atom.Textarea || a == atom.Select
+	void := voidElements[a]
+	r.cur = html.Node{Type: html.ElementNode, DataAtom: a, Attr: r.cur.Attr[:0]}
+	if a != 0 {
+		r.cur.Data = a.String()
+	} else {
+		r.cur.Data = string(name)
+	}
+	if hasAttr && (!void || field || insertAfter) {
+		r.cur.Attr = readAttrs(z, r.cur.Attr)
+	}
+	if insertAfter && !isCharsetMeta(r.cur.Attr) {
+		insertAfter = false
+		if err := r.insert(); err != nil {
+			return err
+		}
+	}
+
+	r.stack.beforeStart(&r.cur)
+	// An element opened in foreign content, or <svg> or <math> itself, is
+	// not HTML: an <input> there is no field, and its <title> or <style>
+	// holds markup rather than raw text.
+	foreign := r.stack.inForeign() || a == atom.Svg || a == atom.Math
+	raw := z.Raw()
+	if field && !foreign {
+		if mark := r.mark(); mark != "" {
+			raw = r.addClass(raw, mark)
+		}
+	}
+	if foreign {
+		z.NextIsNotRawText()
+	}
+	if !void && !(foreign && selfClosing) {
+		r.stack.push(&r.cur)
+	}
+	if err := r.write(raw); err != nil {
+		return err
+	}
+	if insertAfter {
+		return r.insert()
+	}
+	return nil
+}
+
+// mark returns the class that r.cur, a form field, gets: rr-block when a
+// block selector matches, rr-mask when its value is worth masking, else "".
+func (r *rewriter) mark() string {
+	n := &r.cur
+	n.Parent = r.stack.top()
+	defer func() { n.Parent = nil }()
+	for _, g := range r.in.block {
+		if g.Match(n) {
+			return "rr-block"
+		}
+	}
+	if n.DataAtom == atom.Input {
+		// Buttons carry no typed value, hidden values were never shown,
+		// and rrweb records only the checked state of boxes (WHATWG
+		// 4.10.5.1 type keywords are ASCII case-insensitive).
+		typ, _ := attrVal(n.Attr, "type")
+		switch strings.ToLower(typ) {
+		case "hidden", "submit", "button", "reset", "image", "checkbox", "radio":
+			return ""
+		}
+	}
+	return "rr-mask"
+}
+
+// readAttrs appends the tag's attributes to attr[:0]. The tokenizer already
+// drops repeated names, keeping the first as browsers do.
+func readAttrs(z *html.Tokenizer, attr []html.Attribute) []html.Attribute {
+	attr = attr[:0]
+	for more := true; more; {
+		var k, v []byte
+		k, v, more = z.TagAttr()
+		key := atom.Lookup(k).String()
+		if key == "" {
+			key = string(k)
+		}
+		attr = append(attr, html.Attribute{Key: key, Val: string(v)})
+	}
+	return attr
+}
+
+func attrVal(attr []html.Attribute, key string) (string, bool) {
+	for _, a := range attr {
+		if a.Key == key {
+			return a.Val, true
+		}
+	}
+	return "", false
+}
+
+// isCharsetMeta reports whether a <meta> declares the encoding.
+func isCharsetMeta(attr []html.Attribute) bool {
+	if _, ok := attrVal(attr, "charset"); ok {
+		return true
+	}
+	v, _ := attrVal(attr, "http-equiv")
+	return strings.EqualFold(v, "content-type")
+}
+
+// isSpace reports whether text is only HTML whitespace, which does not end
+// the document's preamble. At the very start a byte order mark counts as
+// space: moving it would lose the encoding it declares.
+func isSpace(b []byte, first bool) bool {
+	if first {
+		b = bytes.TrimPrefix(b, []byte("\ufeff"))
+	}
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\f', '\r':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// voidElements never have an end tag, so they never go on the stack.
+var voidElements = map[atom.Atom]bool{
+	atom.Area: true, atom.Base: true, atom.Basefont: true, atom.Bgsound: true,
+	atom.Br: true, atom.Col: true, atom.Embed: true, atom.Frame: true,
+	atom.Hr: true, atom.Image: true, atom.Img: true, atom.Input: true,
+	atom.Keygen: true, atom.Link: true, atom.Meta: true, atom.Param: true,
+	atom.Source: true, atom.Track: true, atom.Wbr: true,
+}
