@@ -1,0 +1,202 @@
+// Package proxy is Loupe's site-facing reverse proxy. It forwards every
+// request to the upstream with httputil.ReverseProxy, injects the recorder
+// into HTML responses on their way back, issues the session cookie, and
+// serves Loupe's own routes under one reserved prefix (/__loupe/ by default):
+// the recorder bundle, the ingest endpoint and a health probe.
+//
+// The proxy fails open: when injection cannot be done safely the visitor gets
+// the origin's bytes unchanged.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/loupe-dev/loupe/collector"
+	"github.com/loupe-dev/loupe/injector"
+)
+
+// DefaultCookieName is the session cookie's name.
+const DefaultCookieName = "__loupe_sid"
+
+// Config configures a Proxy.
+type Config struct {
+	// Upstream is the origin every request is forwarded to. Required.
+	Upstream *url.URL
+
+	// Prefix is where Loupe's own routes live on the site. If empty,
+	// injector.DefaultPrefix is used. It must start and end with "/".
+	Prefix string
+
+	// Injector rewrites HTML. Required.
+	Injector *injector.Injector
+	// Tokens mints session cookies and page-view tokens. Required.
+	Tokens *collector.Tokens
+	// Ingest serves <Prefix>ingest. If nil, the route answers 404.
+	Ingest http.Handler
+	// RecorderJS is the recorder bundle served at <Prefix>recorder.js. If
+	// empty, the route answers 503 and pages are still injected.
+	RecorderJS []byte
+
+	// CookieName is the session cookie's name. If empty, DefaultCookieName.
+	CookieName string
+	// MaxRewriteBytes bounds an HTML body the proxy will rewrite, both as
+	// received and decoded. Larger bodies pass through unchanged. If zero,
+	// 16 MiB.
+	MaxRewriteBytes int64
+
+	// Transport reaches the upstream. If nil, a clone of
+	// http.DefaultTransport with compression handling off is used; a
+	// custom one should set DisableCompression too.
+	Transport http.RoundTripper
+	// Logger receives operator-facing lines. If nil, slog.Default().
+	Logger *slog.Logger
+}
+
+// Proxy is an http.Handler serving a site through Loupe.
+type Proxy struct {
+	cfg     Config
+	rp      *httputil.ReverseProxy
+	mux     *http.ServeMux
+	log     *slog.Logger
+	started time.Time
+}
+
+// New validates cfg and returns a Proxy.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Upstream == nil || cfg.Upstream.Host == "" ||
+		(cfg.Upstream.Scheme != "http" && cfg.Upstream.Scheme != "https") {
+		return nil, errors.New("upstream must be an absolute http or https URL")
+	}
+	if cfg.Injector == nil || cfg.Tokens == nil {
+		return nil, errors.New("proxy needs an injector and tokens")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = injector.DefaultPrefix
+	}
+	if !strings.HasPrefix(cfg.Prefix, "/") || !strings.HasSuffix(cfg.Prefix, "/") {
+		return nil, fmt.Errorf("prefix %q must start and end with /", cfg.Prefix)
+	}
+	if cfg.CookieName == "" {
+		cfg.CookieName = DefaultCookieName
+	}
+	if cfg.MaxRewriteBytes <= 0 {
+		cfg.MaxRewriteBytes = 16 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Transport == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.MaxIdleConnsPerHost = 256
+		// Without this the transport asks for gzip on the client's behalf
+		// and silently decompresses, so the client would not get the
+		// origin's bytes.
+		t.DisableCompression = true
+		t.ResponseHeaderTimeout = 60 * time.Second
+		cfg.Transport = t
+	}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewriteRequest,
+		ModifyResponse: p.modifyResponse,
+		ErrorHandler:   p.errorHandler,
+		Transport:      cfg.Transport,
+		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	p.mux = p.routes()
+	return p, nil
+}
+
+// routes lists every route the proxy answers itself; everything else goes
+// to the upstream.
+func (p *Proxy) routes() *http.ServeMux {
+	mux := http.NewServeMux()
+	pre := p.cfg.Prefix
+	mux.HandleFunc("GET "+pre+"recorder.js", p.serveRecorder)
+	mux.HandleFunc("GET "+pre+"healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprintln(w, "ok")
+	})
+	if p.cfg.Ingest != nil {
+		mux.Handle(pre+"ingest", p.cfg.Ingest)
+	}
+	mux.HandleFunc(pre, http.NotFound)
+	mux.Handle("/", p.rp)
+	return mux
+}
+
+// ServeHTTP serves one request, recovering from a panic in Loupe's own code
+// so that one bad response never takes the process down.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			p.log.Error("proxy panic", "panic", v, "method", r.Method, "path", r.URL.Path)
+			http.Error(w, "Bad Gateway", http.StatusBadGateway)
+		}
+	}()
+	p.mux.ServeHTTP(w, r)
+}
+
+func (p *Proxy) serveRecorder(w http.ResponseWriter, r *http.Request) {
+	if len(p.cfg.RecorderJS) == 0 {
+		http.Error(w, "recorder bundle not built (run make)", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, "recorder.js", p.started, strings.NewReader(string(p.cfg.RecorderJS)))
+}
+
+// rewriteRequest prepares the outbound request.
+func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
+	pr.SetURL(p.cfg.Upstream)
+	pr.SetXForwarded()
+	// Forward the session cookie's value in the context only; the origin
+	// never sees Loupe's cookie.
+	if v := stripCookie(pr.Out.Header, p.cfg.CookieName); v != "" {
+		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), sessionCookieKey{}, v))
+	}
+	// Ask only for encodings the rewriter can decode, so an HTML page is never
+	// left unrecorded because of its encoding.
+	if ae := pr.Out.Header.Get("Accept-Encoding"); ae != "" {
+		pr.Out.Header.Set("Accept-Encoding", filterAcceptEncoding(ae))
+		if pr.Out.Header.Get("Accept-Encoding") == "" {
+			pr.Out.Header.Del("Accept-Encoding")
+		}
+	}
+}
+
+// errorHandler answers when the upstream cannot be reached or fails: 504
+// for a timeout, 499 (logged only) when the client went away, 502 otherwise.
+func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusBadGateway
+	var ne net.Error
+	switch {
+	case errors.Is(r.Context().Err(), context.Canceled):
+		status = 499
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		status = http.StatusGatewayTimeout
+	}
+	p.log.Warn("upstream error", "status", status, "method", r.Method, "path", r.URL.Path, "err", err)
+	if status == 499 {
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, "%d %s: the site behind this proxy could not be reached.\n", status, http.StatusText(status))
+}

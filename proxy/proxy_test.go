@@ -1,0 +1,402 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"html"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/andybalholm/brotli"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
+
+	"github.com/loupe-dev/loupe/collector"
+	"github.com/loupe-dev/loupe/injector"
+)
+
+const page = `<!doctype html><html><head><title>Shop</title></head>` +
+	`<body><h1>Fresh roasts</h1><form><input name="email"><input type="password" name="pw"></form></body></html>`
+
+func mustTokens(tb testing.TB) *collector.Tokens {
+	tb.Helper()
+	tk, err := collector.NewTokens([]byte(strings.Repeat("s", 32)))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tk
+}
+
+// mustProxy starts origin and a Loupe proxy in front of it.
+func mustProxy(tb testing.TB, origin http.Handler, mod func(*Config)) (*httptest.Server, *collector.Tokens) {
+	tb.Helper()
+	up := httptest.NewServer(origin)
+	tb.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL)
+	inj, err := injector.New(injector.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tk := mustTokens(tb)
+	cfg := Config{Upstream: u, Injector: inj, Tokens: tk, RecorderJS: []byte("/*recorder*/"),
+		Logger: slog.New(slog.DiscardHandler),
+		Ingest: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := httptest.NewServer(p)
+	tb.Cleanup(srv.Close)
+	return srv, tk
+}
+
+// client does not decompress or follow redirects: tests see the bytes.
+var client = &http.Client{
+	Transport:     &http.Transport{DisableCompression: true},
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+func get(tb testing.TB, u string, header map[string]string) (*http.Response, []byte) {
+	tb.Helper()
+	req, _ := http.NewRequest(http.MethodGet, u, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return resp, body
+}
+
+var dataLoupe = regexp.MustCompile(`<script src="/__loupe/recorder.js" defer data-loupe="([^"]*)"></script>`)
+
+// tagConfig returns the recorder settings injected into page, failing if
+// there is not exactly one tag.
+func tagConfig(tb testing.TB, page []byte) map[string]any {
+	tb.Helper()
+	m := dataLoupe.FindAllSubmatch(page, -1)
+	if len(m) != 1 {
+		tb.Fatalf("got %d recorder tags in %q, want 1", len(m), page)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal([]byte(html.UnescapeString(string(m[0][1]))), &cfg); err != nil {
+		tb.Fatal(err)
+	}
+	return cfg
+}
+
+func encode(tb testing.TB, enc string, b []byte) []byte {
+	tb.Helper()
+	var buf bytes.Buffer
+	var w io.WriteCloser
+	switch enc {
+	case "gzip":
+		w = gzip.NewWriter(&buf)
+	case "deflate":
+		w = zlib.NewWriter(&buf)
+	case "br":
+		w = brotli.NewWriter(&buf)
+	default:
+		return b
+	}
+	w.Write(b)
+	if err := w.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func decode(tb testing.TB, enc string, b []byte) []byte {
+	tb.Helper()
+	out, err := codecs[enc].decode(b, 1<<30)
+	if err != nil {
+		tb.Fatalf("decode %s: %v", enc, err)
+	}
+	return out
+}
+
+func TestInjectsEveryEncoding(t *testing.T) {
+	for _, enc := range []string{"", "gzip", "deflate", "br"} {
+		t.Run("encoding="+enc, func(t *testing.T) {
+			body := encode(t, enc, []byte(page))
+			srv, tk := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				w.Header().Set("ETag", `"v1"`)
+				w.Header().Set("Accept-Ranges", "bytes")
+				w.Header().Set("Cache-Control", "public, max-age=60")
+				if enc != "" {
+					w.Header().Set("Content-Encoding", enc)
+				}
+				w.Write(body)
+			}), nil)
+			resp, got := get(t, srv.URL+"/", map[string]string{"Accept-Encoding": "gzip, deflate, br"})
+			if ce := resp.Header.Get("Content-Encoding"); ce != enc {
+				t.Fatalf("got Content-Encoding %q, want %q", ce, enc)
+			}
+			if cl := resp.ContentLength; cl != int64(len(got)) {
+				t.Errorf("got Content-Length %d, body is %d bytes", cl, len(got))
+			}
+			if etag := resp.Header.Get("ETag"); etag != `W/"v1"` {
+				t.Errorf("got ETag %q, want W/\"v1\"", etag)
+			}
+			if ar := resp.Header.Get("Accept-Ranges"); ar != "" {
+				t.Errorf("got Accept-Ranges %q on a rewritten body, want none", ar)
+			}
+			if cc := resp.Header.Get("Cache-Control"); cc != "private, max-age=60" {
+				t.Errorf("got Cache-Control %q, want %q", cc, "private, max-age=60")
+			}
+			html := decode(t, enc, got)
+			cfg := tagConfig(t, html)
+			if !bytes.Contains(html, []byte("<h1>Fresh roasts</h1>")) {
+				t.Errorf("page content lost: %s", html)
+			}
+			if !bytes.Contains(html, []byte(`class="rr-block"`)) || !bytes.Contains(html, []byte(`class="rr-mask"`)) {
+				t.Errorf("fields not marked: %s", html)
+			}
+			sid, _, err := tk.ParsePageViewToken(cfg["token"].(string))
+			if err != nil {
+				t.Fatalf("injected token does not verify: %v", err)
+			}
+			var cookie *http.Cookie
+			for _, c := range resp.Cookies() {
+				if c.Name == DefaultCookieName {
+					cookie = c
+				}
+			}
+			if cookie == nil || !cookie.HttpOnly || cookie.Path != "/" {
+				t.Fatalf("got session cookie %v, want an HttpOnly cookie for /", cookie)
+			}
+			if got, err := tk.ParseSessionCookie(cookie.Value); err != nil || got != sid {
+				t.Fatalf("cookie proves session %q (%v), token proves %q", got, err, sid)
+			}
+		})
+	}
+}
+
+func TestSessionContinuesAndCookieStaysWithLoupe(t *testing.T) {
+	var originCookies []string
+	srv, tk := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		originCookies = append(originCookies, r.Header.Get("Cookie"))
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, page)
+	}), nil)
+
+	resp, body := get(t, srv.URL+"/a", nil)
+	sid1, _, _ := tk.ParsePageViewToken(tagConfig(t, body)["token"].(string))
+	cookie := resp.Cookies()[0]
+
+	_, body = get(t, srv.URL+"/b", map[string]string{"Cookie": "theme=dark; " + cookie.Name + "=" + cookie.Value + "; cart=3"})
+	sid2, pv2, _ := tk.ParsePageViewToken(tagConfig(t, body)["token"].(string))
+	if sid1 == "" || sid2 != sid1 {
+		t.Fatalf("second page in session %q, first in %q: want one session", sid2, sid1)
+	}
+	if got := originCookies[1]; got != "theme=dark; cart=3" {
+		t.Errorf("origin got Cookie %q, want the site's own cookies only", got)
+	}
+
+	// A forged cookie starts a new session rather than joining one.
+	_, body = get(t, srv.URL+"/c", map[string]string{"Cookie": cookie.Name + "=" + sid1 + ".1.AAAA"})
+	sid3, pv3, _ := tk.ParsePageViewToken(tagConfig(t, body)["token"].(string))
+	if sid3 == sid1 || pv3 == pv2 {
+		t.Fatalf("forged cookie joined session %q", sid3)
+	}
+}
+
+func TestPassThroughByteForByte(t *testing.T) {
+	binary := make([]byte, 256*1024)
+	for i := range binary {
+		binary[i] = byte(i * 7)
+	}
+	tests := []struct {
+		name   string
+		method string
+		ctype  string
+		enc    string
+		body   []byte
+		header map[string]string
+	}{
+		{name: "image", ctype: "image/png", body: binary},
+		{name: "css", ctype: "text/css", body: []byte("body{color:red}")},
+		{name: "json", ctype: "application/json", body: []byte(`{"a":1}`)},
+		{name: "HEAD html", method: http.MethodHead, ctype: "text/html"},
+		{name: "unsupported encoding", ctype: "text/html", enc: "compress", body: []byte("\x1f\x9d\x90garbage")},
+		{name: "corrupt gzip html", ctype: "text/html", enc: "gzip", body: []byte("\x1f\x8b\x08\x00not really gzip")},
+		{name: "html over the size bound", ctype: "text/html", body: bytes.Repeat([]byte("<p>hello</p>"), 2000)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tt.ctype)
+				w.Header().Set("ETag", `"abc"`)
+				if tt.enc != "" {
+					w.Header().Set("Content-Encoding", tt.enc)
+				}
+				w.Write(tt.body)
+			}), func(c *Config) { c.MaxRewriteBytes = 16 << 10 })
+			method := tt.method
+			if method == "" {
+				method = http.MethodGet
+			}
+			req, _ := http.NewRequest(method, srv.URL+"/x", nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !bytes.Equal(got, tt.body) && method != http.MethodHead {
+				t.Fatalf("body changed: got %d bytes, want the origin's %d", len(got), len(tt.body))
+			}
+			if etag := resp.Header.Get("ETag"); etag != `"abc"` {
+				t.Errorf("got ETag %q, want the origin's", etag)
+			}
+			if len(resp.Cookies()) != 0 {
+				t.Errorf("got cookies %v on an unrecorded response", resp.Cookies())
+			}
+		})
+	}
+}
+
+func TestAcceptEncodingFiltered(t *testing.T) {
+	var got string
+	srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get("Accept-Encoding")
+	}), nil)
+	get(t, srv.URL+"/", map[string]string{"Accept-Encoding": "gzip, deflate, br, zstd"})
+	if got != "gzip, deflate, br" {
+		t.Fatalf("origin got Accept-Encoding %q, want %q", got, "gzip, deflate, br")
+	}
+}
+
+func TestForwardsRequest(t *testing.T) {
+	var got *http.Request
+	var gotBody []byte
+	srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		gotBody, _ = io.ReadAll(r.Body)
+		w.Header().Set("X-Origin", "yes")
+		w.WriteHeader(http.StatusCreated)
+	}), nil)
+	resp, err := client.Post(srv.URL+"/api/orders?x=1", "application/json", strings.NewReader(`{"n":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("X-Origin") != "yes" {
+		t.Errorf("got status %d, X-Origin %q; want the origin's 201 and header", resp.StatusCode, resp.Header.Get("X-Origin"))
+	}
+	if got.URL.RequestURI() != "/api/orders?x=1" || string(gotBody) != `{"n":1}` || got.Method != http.MethodPost {
+		t.Errorf("origin got %s %s %q, want POST /api/orders?x=1 {\"n\":1}", got.Method, got.URL.RequestURI(), gotBody)
+	}
+	if got.Header.Get("X-Forwarded-For") == "" {
+		t.Error("origin got no X-Forwarded-For")
+	}
+}
+
+func TestLoupeRoutes(t *testing.T) {
+	var originHits int
+	srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { originHits++ }), nil)
+	tests := []struct {
+		path     string
+		want     int
+		wantBody string
+	}{
+		{"/__loupe/healthz", 200, "ok"},
+		{"/__loupe/recorder.js", 200, "/*recorder*/"},
+		{"/__loupe/nope", 404, ""},
+	}
+	for _, tt := range tests {
+		resp, body := get(t, srv.URL+tt.path, nil)
+		if resp.StatusCode != tt.want || !strings.Contains(string(body), tt.wantBody) {
+			t.Errorf("%s: got %d %q, want %d containing %q", tt.path, resp.StatusCode, body, tt.want, tt.wantBody)
+		}
+	}
+	resp, _ := get(t, srv.URL+"/__loupe/recorder.js", nil)
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
+		t.Errorf("recorder served as %q", ct)
+	}
+	if originHits != 0 {
+		t.Errorf("origin saw %d requests for Loupe's own routes, want 0", originHits)
+	}
+}
+
+func TestUpstreamFailures(t *testing.T) {
+	// A port nothing listens on.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+
+	t.Run("unreachable", func(t *testing.T) {
+		srv, _ := mustProxy(t, http.NotFoundHandler(), func(c *Config) { c.Upstream = &url.URL{Scheme: "http", Host: dead} })
+		resp, body := get(t, srv.URL+"/", nil)
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "could not be reached") {
+			t.Fatalf("got %d %q, want 502 with a plain message", resp.StatusCode, body)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}), func(c *Config) { c.Transport = &http.Transport{ResponseHeaderTimeout: 50 * time.Millisecond} })
+		resp, _ := get(t, srv.URL+"/", nil)
+		if resp.StatusCode != http.StatusGatewayTimeout {
+			t.Fatalf("got %d, want 504", resp.StatusCode)
+		}
+	})
+}
+
+func TestNewValidates(t *testing.T) {
+	inj, _ := injector.New(injector.Config{})
+	tk := mustTokens(t)
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"no upstream", Config{Injector: inj, Tokens: tk}},
+		{"relative upstream", Config{Upstream: &url.URL{Path: "/x"}, Injector: inj, Tokens: tk}},
+		{"ftp upstream", Config{Upstream: &url.URL{Scheme: "ftp", Host: "x"}, Injector: inj, Tokens: tk}},
+		{"bad prefix", Config{Upstream: &url.URL{Scheme: "http", Host: "x"}, Injector: inj, Tokens: tk, Prefix: "loupe"}},
+		{"no injector", Config{Upstream: &url.URL{Scheme: "http", Host: "x"}, Tokens: tk}},
+	}
+	for _, tt := range tests {
+		if _, err := New(tt.cfg); err == nil {
+			t.Errorf("%s: got nil error, want one", tt.name)
+		}
+	}
+}
+
+func TestPrivateCacheControl(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", "private"},
+		{"public, max-age=600", "private, max-age=600"},
+		{"max-age=60, s-maxage=600", "private, max-age=60"},
+		{"no-cache", "private, no-cache"},
+		{"private", "private"},
+	}
+	for _, tt := range tests {
+		if got := privateCacheControl(tt.in); got != tt.want {
+			t.Errorf("privateCacheControl(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/loupe-dev/loupe/collector"
+	"github.com/loupe-dev/loupe/injector"
+)
+
+// sessionCookieKey carries the visitor's session cookie value from the
+// inbound request to modifyResponse.
+type sessionCookieKey struct{}
+
+// errPassThrough means the response is sent as the origin sent it.
+var errPassThrough = errors.New("pass through")
+
+// modifyResponse injects the recorder into HTML responses. It never returns
+// an error: whatever goes wrong, the visitor gets the origin's bytes.
+func (p *Proxy) modifyResponse(resp *http.Response) error {
+	if !injectable(resp) {
+		return nil
+	}
+	err := p.inject(resp)
+	if err != nil && !errors.Is(err, errPassThrough) {
+		p.log.Warn("injection skipped", "path", resp.Request.URL.Path, "err", err)
+	}
+	return nil
+}
+
+// injectable reports whether resp is an HTML document Loupe should record.
+func injectable(resp *http.Response) bool {
+	req := resp.Request
+	if req.Method != http.MethodGet {
+		return false
+	}
+	switch resp.StatusCode {
+	case http.StatusNoContent, http.StatusPartialContent, http.StatusNotModified:
+		return false
+	}
+	if resp.StatusCode < 200 || resp.Header.Get("Content-Range") != "" {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return err == nil && mt == "text/html"
+}
+
+// inject rewrites resp's body in place. On any failure before the new body
+// is installed it restores the original bytes and returns the reason.
+func (p *Proxy) inject(resp *http.Response) error {
+	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
+	codec, ok := codecs[enc]
+	if !ok {
+		return fmt.Errorf("content encoding %q: %w", enc, errPassThrough)
+	}
+	limit := p.cfg.MaxRewriteBytes
+	orig, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		// The origin broke off mid-body: send what arrived and the error
+		// surfaces to the client as a truncated response, as without Loupe.
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(orig), resp.Body), resp.Body}
+		return fmt.Errorf("read body: %w", err)
+	}
+	if int64(len(orig)) > limit {
+		resp.Body = readCloser{io.MultiReader(bytes.NewReader(orig), resp.Body), resp.Body}
+		return fmt.Errorf("body over %d bytes: %w", limit, errPassThrough)
+	}
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(orig))
+
+	page, err := codec.decode(orig, limit)
+	if err != nil {
+		return fmt.Errorf("decode %s body: %w", enc, err)
+	}
+	sid, cookie := p.session(resp)
+	var html bytes.Buffer
+	html.Grow(len(page) + 1024)
+	pv := collector.NewID()
+	err = p.cfg.Injector.Rewrite(&html, bytes.NewReader(page), injector.Page{
+		PageViewID: pv,
+		Token:      p.cfg.Tokens.PageViewToken(sid, pv),
+	})
+	if err != nil {
+		return fmt.Errorf("rewrite: %w", err)
+	}
+	out, err := codec.encode(html.Bytes())
+	if err != nil {
+		return fmt.Errorf("encode %s body: %w", enc, err)
+	}
+
+	h := resp.Header
+	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.ContentLength = int64(len(out))
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	h.Del("Content-MD5")
+	h.Del("Accept-Ranges")
+	if etag := h.Get("ETag"); etag != "" && !strings.HasPrefix(etag, "W/") {
+		h.Set("ETag", "W/"+etag)
+	}
+	// The page now carries a per-visitor token: no shared cache may keep it.
+	h.Set("Cache-Control", privateCacheControl(h.Get("Cache-Control")))
+	h.Add("Set-Cookie", cookie.String())
+	return nil
+}
+
+// session returns the visitor's session id, continuing the one its cookie
+// proves or starting a new one, and the cookie that renews it.
+func (p *Proxy) session(resp *http.Response) (string, *http.Cookie) {
+	v, _ := resp.Request.Context().Value(sessionCookieKey{}).(string)
+	sid, err := p.cfg.Tokens.ParseSessionCookie(v)
+	if err != nil {
+		sid = collector.NewID()
+	}
+	return sid, &http.Cookie{
+		Name:     p.cfg.CookieName,
+		Value:    p.cfg.Tokens.SessionCookie(sid),
+		Path:     "/",
+		MaxAge:   int(collector.IdleTimeout.Seconds()),
+		HttpOnly: true,
+		Secure:   resp.Request.Header.Get("X-Forwarded-Proto") == "https",
+		SameSite: http.SameSiteLaxMode,
+	}
+}
+
+// privateCacheControl turns a response's Cache-Control into one no shared
+// cache may store, keeping the browser's own caching rules.
+func privateCacheControl(cc string) string {
+	var keep []string
+	for _, d := range strings.Split(cc, ",") {
+		d = strings.TrimSpace(d)
+		name, _, _ := strings.Cut(strings.ToLower(d), "=")
+		switch name {
+		case "", "public", "private", "s-maxage", "proxy-revalidate":
+			continue
+		}
+		keep = append(keep, d)
+	}
+	return strings.Join(append([]string{"private"}, keep...), ", ")
+}
+
+// stripCookie removes the cookie named name from h's Cookie headers and
+// returns its value.
+func stripCookie(h http.Header, name string) string {
+	lines := h.Values("Cookie")
+	if len(lines) == 0 {
+		return ""
+	}
+	var value string
+	var kept []string
+	for _, line := range lines {
+		for _, part := range strings.Split(line, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+			if k == name {
+				value = v
+				continue
+			}
+			if strings.TrimSpace(part) != "" {
+				kept = append(kept, strings.TrimSpace(part))
+			}
+		}
+	}
+	if value == "" {
+		return ""
+	}
+	h.Del("Cookie")
+	if len(kept) > 0 {
+		h.Set("Cookie", strings.Join(kept, "; "))
+	}
+	return value
+}
+
+type readCloser struct {
+	io.Reader
+	io.Closer
+}
