@@ -1,0 +1,53 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/loupe-dev/loupe/demo"
+)
+
+// runDemo starts the built-in demo shop and Loupe in front of it.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loupe demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	cfg.flags(fs)
+	origin := fs.String("origin", env("LOUPE_DEMO_ORIGIN", "127.0.0.1:3000"), "address of the demo shop itself (env LOUPE_DEMO_ORIGIN)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *origin)
+	if err != nil {
+		return fmt.Errorf("demo shop listener: %w", err)
+	}
+	shop := &http.Server{Handler: demo.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go shop.Serve(ln)
+	defer shop.Close()
+
+	cfg.Upstream = "http://" + ln.Addr().String()
+	m := &Main{Config: cfg, Logger: newLogger(stderr)}
+	if err := m.Open(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	defer m.Close()
+	fmt.Fprintf(stdout, `
+Loupe demo is running.
+  the demo shop itself:    %s
+  the site through Loupe:  %s   <- browse here; you are recorded
+  the replay UI:           %s   <- watch the sessions
+Press Ctrl-C to stop.
+`, cfg.Upstream, m.ProxyURL, m.AdminURL)
+	err = m.Wait(ctx)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
