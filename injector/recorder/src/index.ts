@@ -1,0 +1,153 @@
+// Loupe's browser recorder: rrweb's record() with Loupe's privacy defaults,
+// plus batching, delivery and JS error capture. The proxy injects it into
+// every HTML page it serves; see config.ts for how it is configured.
+//
+// It must never break the page: every entry point is wrapped in try/catch,
+// and its only global is window.__loupe.
+
+import { record } from '@rrweb/record';
+import { readConfig } from './config';
+import { Uploader } from './uploader';
+
+declare global {
+  interface Window {
+    /** Set once the recorder has run in this window; guards double injection. */
+    __loupe?: { pv: string; stop(): void; flush(): void };
+  }
+}
+
+const FLUSH_MS = 5000;
+
+/** Caps on error text, so a runaway error loop cannot flood a batch. */
+const MAX_MESSAGE = 1000;
+const MAX_STACK = 8000;
+
+/**
+ * ownsFrame reports whether this window should record itself. The proxy
+ * injects into every document, frames included, but rrweb in the top window
+ * already records same-origin iframes inside its own snapshot; only frames
+ * it cannot reach (cross-origin) record standalone.
+ */
+function ownsFrame(): boolean {
+  if (window === window.top) return true;
+  try {
+    // Throws a SecurityError when the parent is cross-origin.
+    void window.parent.document;
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+function start(): void {
+  if (window.__loupe || !ownsFrame()) return;
+  const cfg = readConfig();
+  if (!cfg) return;
+  // Claim the window before record() runs, so a second copy of the script
+  // can never start a second recording.
+  const noop = () => {};
+  window.__loupe = { pv: cfg.pv, stop: noop, flush: noop };
+
+  const up = new Uploader(cfg.ingest, cfg.token);
+  const stopRecording = record({
+    emit: (e) => {
+      try {
+        up.add(e);
+      } catch {
+        // An event JSON cannot encode is skipped.
+      }
+    },
+    maskAllInputs: true,
+    maskInputOptions: {
+      color: true,
+      date: true,
+      'datetime-local': true,
+      email: true,
+      month: true,
+      number: true,
+      range: true,
+      search: true,
+      tel: true,
+      text: true,
+      time: true,
+      url: true,
+      week: true,
+      textarea: true,
+      select: true,
+      password: true,
+    },
+    blockClass: 'rr-block',
+    maskTextClass: 'rr-mask',
+    // Selectors also apply to nodes that scripts add after the snapshot;
+    // the injector marks only what is in the served HTML.
+    blockSelector: cfg.block || undefined,
+    maskTextSelector: cfg.maskText || undefined,
+    inlineStylesheet: true,
+    collectFonts: true,
+    recordCanvas: false,
+    sampling: { mousemove: 50, scroll: 150, input: 'last' },
+    // rrweb rethrows errors from its observers unless this returns true.
+    errorHandler: () => true,
+  });
+  if (!stopRecording) return; // rrweb could not start; it has warned already
+
+  const report = (kind: 'error' | 'rejection', err: unknown, message: unknown, source = '', line = 0, column = 0) => {
+    try {
+      const stack = err instanceof Error ? err.stack : undefined;
+      record.addCustomEvent('loupe.error', {
+        message: clip(String(message), MAX_MESSAGE),
+        stack: clip(stack ?? '', MAX_STACK),
+        source: clip(source, MAX_MESSAGE),
+        line,
+        column,
+        kind,
+      });
+    } catch {
+      // e.g. a rejection reason whose toString throws
+    }
+  };
+  const onError = (e: ErrorEvent) => report('error', e.error, e.message, e.filename, e.lineno, e.colno);
+  const onRejection = (e: PromiseRejectionEvent) => {
+    const r: unknown = e.reason;
+    report('rejection', r, r instanceof Error ? r.message : r);
+  };
+  const flush = () => guard(() => up.flush());
+  const onHidden = () => {
+    if (document.visibilityState === 'hidden') flush();
+  };
+  // pagehide is the last event a page reliably gets (also when it enters the
+  // back/forward cache, after which it may come back and keep recording).
+  const onPageHide = () => guard(() => up.drain());
+  const timer = window.setInterval(flush, FLUSH_MS);
+
+  window.addEventListener('error', onError);
+  window.addEventListener('unhandledrejection', onRejection);
+  window.addEventListener('pagehide', onPageHide);
+  document.addEventListener('visibilitychange', onHidden);
+
+  const stop = () =>
+    guard(() => {
+      stopRecording();
+      clearInterval(timer);
+      window.removeEventListener('error', onError);
+      window.removeEventListener('unhandledrejection', onRejection);
+      window.removeEventListener('pagehide', onPageHide);
+      document.removeEventListener('visibilitychange', onHidden);
+      up.flush();
+    });
+  window.__loupe = { pv: cfg.pv, stop, flush };
+}
+
+function guard(f: () => void): void {
+  try {
+    f();
+  } catch {
+    // never into the page
+  }
+}
+
+function clip(s: string, n: number): string {
+  return s.length > n ? s.slice(0, n) : s;
+}
+
+guard(start);
