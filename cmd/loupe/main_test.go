@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRunErrors(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	busy, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer busy.Close()
+	origin := httptest.NewServer(http.NotFoundHandler())
+	defer origin.Close()
+
+	tests := []struct {
+		name      string
+		args      []string
+		wantUsage bool
+		want      string
+	}{
+		{name: "no command", args: nil, wantUsage: true, want: "missing command"},
+		{name: "unknown command", args: []string{"frobnicate"}, wantUsage: true, want: `unknown command "frobnicate"`},
+		{name: "missing upstream", args: []string{"serve"}, wantUsage: true, want: "--upstream is required"},
+		{name: "malformed upstream", args: []string{"serve", "--upstream", "localhost:3000"}, wantUsage: true, want: "is not an http:// or https:// URL"},
+		{name: "ftp upstream", args: []string{"serve", "--upstream", "ftp://x"}, wantUsage: true, want: "is not an http:// or https:// URL"},
+		{name: "unreachable upstream", args: []string{"serve", "--upstream", "http://" + dead}, want: "is unreachable"},
+		{name: "stray argument", args: []string{"serve", "--upstream", origin.URL, "extra"}, wantUsage: true, want: `unexpected argument "extra"`},
+		{name: "listen address in use", args: []string{"serve", "--upstream", origin.URL, "--listen", busy.Addr().String(), "--admin", "127.0.0.1:0"}, want: "proxy listener"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append(tt.args, "--data", t.TempDir())
+			if len(tt.args) < 1 || tt.args[0] != "serve" {
+				args = tt.args
+			}
+			err := run(context.Background(), args, &stdout, &stderr)
+			if err == nil {
+				t.Fatal("got nil error, want one")
+			}
+			if got := err.Error(); !strings.Contains(got, tt.want) || strings.Contains(got, "\n") {
+				t.Errorf("got error %q, want one line containing %q", got, tt.want)
+			}
+			if isUsage := errors.As(err, new(usageError)); isUsage != tt.wantUsage {
+				t.Errorf("got usage error %v, want %v", isUsage, tt.wantUsage)
+			}
+		})
+	}
+}
+
+func TestServeStartsAndStops(t *testing.T) {
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("origin"))
+	}))
+	defer origin.Close()
+	data := t.TempDir()
+	t.Setenv("LOUPE_UPSTREAM", origin.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data}, &stdout, &stderr)
+	}()
+	// The secret and database appear once it is up.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(data, "loupe.db")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not open its database; stderr: %s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	secret, err := os.ReadFile(filepath.Join(data, "secret"))
+	if err != nil || len(bytes.TrimSpace(secret)) < 32 {
+		t.Fatalf("secret file: %q, %v; want at least 32 characters", secret, err)
+	}
+	if fi, _ := os.Stat(filepath.Join(data, "secret")); fi.Mode().Perm() != 0o600 {
+		t.Errorf("secret file mode %v, want 0600", fi.Mode().Perm())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v after cancel, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop after cancel")
+	}
+	if !strings.Contains(stdout.String(), "the replay UI") {
+		t.Errorf("stdout %q does not say where the replay UI is", stdout.String())
+	}
+}
+
+func TestSecretReusedAcrossStarts(t *testing.T) {
+	data := t.TempDir()
+	m1 := &Main{Config: Config{Data: data}}
+	s1, err := m1.secret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, err := (&Main{Config: Config{Data: data}}).secret()
+	if err != nil || !bytes.Equal(s1, s2) {
+		t.Fatalf("second start got secret %q (%v), want the first one %q", s2, err, s1)
+	}
+	if _, err := (&Main{Config: Config{Secret: "short"}}).secret(); err == nil {
+		t.Error("short LOUPE_SECRET accepted")
+	}
+}
