@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/andybalholm/cascadia"
+	xhtml "golang.org/x/net/html"
 )
 
 // DefaultPrefix is the path under which Loupe's routes live on a site.
@@ -75,6 +76,10 @@ type Injector struct {
 	maskList  string // MaskTextSelectors joined by ", "
 	tagStart  []byte // `<script src="…" defer data-loupe="`
 	maxBuf    int    // largest token held in memory; tests lower it
+
+	// trace, if set, sees every token as Rewrite read it. Tests use it to
+	// tokenize exactly as Rewrite does (foreign content included).
+	trace func(tt xhtml.TokenType, z *xhtml.Tokenizer)
 }
 
 // defaultMaxBuf bounds the bytes the tokenizer holds for one token. Larger

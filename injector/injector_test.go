@@ -336,7 +336,11 @@ func TestInsertion(t *testing.T) {
 		{"script first", `<script>var s = "<head>";</script>`, `{T}<script>var s = "<head>";</script>`},
 		{"script in head", `<head><script>document.write("<head>")</script>`, `<head>{T}<script>document.write("<head>")</script>`},
 		{"byte order mark", "\ufeff<!doctype html><p>", "\ufeff<!doctype html>{T}<p>"},
-		{"unfinished tag", `<html><hea`, `<html><hea{T}`},
+		{"unfinished tag", `<html><hea`, `<html>{T}<hea`},
+		{"unfinished head", `<head`, `{T}<head`},
+		{"unfinished comment", "<!-- a -->\n<!-- b", "<!-- a -->\n{T}<!-- b"},
+		{"unfinished doctype", "<!doctype", "{T}<!doctype"},
+		{"unfinished after head", `<head><met`, `<head>{T}<met`},
 		{"once only", `<head></head><head></head>`, `<head>{T}</head><head></head>`},
 	}
 	in := mustNew(t, Config{})
@@ -362,6 +366,7 @@ func TestBufferExceeded(t *testing.T) {
 	}{
 		{"after insertion", `<head><script>` + long + `</script><input>`, `<head>{T}<script>` + long + `</script><input>`},
 		{"before insertion", `<!--` + long + `--><head><input>`, `<!--` + long + `--><head><input>`},
+		{"long comment after head", `<head><!--` + long + `--><input>`, `<head>{T}<!--` + long + `--><input>`},
 		{"long tag", `<head><input title="` + long + `">`, `<head>{T}<input title="` + long + `">`},
 	}
 	tag := string(in.ScriptTag(testPage))

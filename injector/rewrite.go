@@ -32,9 +32,12 @@ type rewriter struct {
 	tag   []byte
 	state int
 	first bool // no token read yet (a leading BOM is not content)
-	stack stack
-	cur   html.Node // the start tag being looked at
-	out   []byte    // scratch for rewritten start tags
+	// unclosed: a comment cut short was written before the tag; anything
+	// written after it would be inside it.
+	unclosed bool
+	stack    stack
+	cur      html.Node // the start tag being looked at
+	out      []byte    // scratch for rewritten start tags
 }
 
 var rewriters = sync.Pool{New: func() any { return new(rewriter) }}
@@ -55,7 +58,7 @@ func (in *Injector) Rewrite(dst io.Writer, src io.Reader, p Page) error {
 		rewriters.Put(r)
 	}()
 	r.in, r.dst, r.tag = in, dst, in.ScriptTag(p)
-	r.state, r.first = tagPending, true
+	r.state, r.first, r.unclosed = tagPending, true, false
 	r.stack.reset()
 	r.z = html.NewTokenizer(src)
 	r.z.SetMaxBuf(in.maxBuf)
@@ -75,6 +78,9 @@ func (r *rewriter) run(src io.Reader) error {
 	z := r.z
 	for {
 		tt := z.Next()
+		if r.in.trace != nil {
+			r.in.trace(tt, z)
+		}
 		if tt == html.ErrorToken {
 			return r.finish(src)
 		}
@@ -94,10 +100,11 @@ func (r *rewriter) run(src io.Reader) error {
 func (r *rewriter) finish(src io.Reader) error {
 	z := r.z
 	err := z.Err()
-	// After <head> the tag goes before whatever comes next, even a token
-	// too big to read. Before <head> it could land ahead of a doctype
-	// (quirks mode), so the page goes without it.
-	if err != io.EOF && r.state == tagAfterHead {
+	// At EOF the tag goes before an unfinished tag ("<hea"), not into it.
+	// After <head> it goes before whatever comes next, even a token too
+	// big to read. Otherwise, before <head>, it could land ahead of a
+	// doctype (quirks mode), so the page goes without it.
+	if r.state != tagDone && !r.unclosed && (err == io.EOF || r.state == tagAfterHead) {
 		if err := r.insert(); err != nil {
 			return err
 		}
@@ -108,9 +115,6 @@ func (r *rewriter) finish(src io.Reader) error {
 		return err
 	}
 	if err == io.EOF {
-		if r.state != tagDone {
-			return r.insert()
-		}
 		return nil
 	}
 	if err := r.write(z.Buffered()); err != nil {
@@ -146,7 +150,22 @@ func (r *rewriter) token(tt html.TokenType) error {
 	z := r.z
 	switch tt {
 	case html.DoctypeToken, html.CommentToken:
-		return r.write(z.Raw())
+		// One cut short by EOF or the buffer limit has no '>', and a tag
+		// written after it would become part of it. Cut by EOF (shorter
+		// than the limit), the tag goes before it; cut by the limit, it
+		// goes where finish would put it. The tokenizer reports neither
+		// error until the next token.
+		raw := z.Raw()
+		if r.state != tagDone && !bytes.HasSuffix(raw, []byte(">")) {
+			if len(raw) < r.in.maxBuf || r.state == tagAfterHead {
+				if err := r.insert(); err != nil {
+					return err
+				}
+			} else {
+				r.unclosed = true
+			}
+		}
+		return r.write(raw)
 	case html.TextToken:
 		if r.state != tagDone && !isSpace(z.Raw(), r.first) {
 			if err := r.insert(); err != nil {
