@@ -77,6 +77,11 @@ type Injector struct {
 	tagStart  []byte // `<script src="…" defer data-loupe="`
 	maxBuf    int    // largest token held in memory; tests lower it
 
+	// ancestorAttrs: some block selector may look at an ancestor's
+	// attributes, so the stack keeps them. Reading attributes is the
+	// costliest part of a rewrite; the default selectors need none.
+	ancestorAttrs bool
+
 	// trace, if set, sees every token as Rewrite read it. Tests use it to
 	// tokenize exactly as Rewrite does (foreign content included).
 	trace func(tt xhtml.TokenType, z *xhtml.Tokenizer)
@@ -112,6 +117,7 @@ func New(cfg Config) (*Injector, error) {
 			return nil, fmt.Errorf("block selector %q: %w", s, err)
 		}
 		in.block = append(in.block, g)
+		in.ancestorAttrs = in.ancestorAttrs || mayNeedAncestors(g.String())
 	}
 	for _, s := range cfg.MaskTextSelectors {
 		if _, err := compile(s); err != nil {
@@ -145,6 +151,35 @@ func compile(s string) (cascadia.SelectorGroup, error) {
 		}
 	}
 	return g, nil
+}
+
+// mayNeedAncestors reports whether a serialised selector may match on
+// something besides the element's own name and attributes: outside quotes
+// and attribute brackets, it has a combinator or a pseudo-class. It errs
+// towards true.
+func mayNeedAncestors(sel string) bool {
+	depth := 0 // inside [...]
+	for i := 0; i < len(sel); i++ {
+		switch c := sel[i]; c {
+		case '"', '\'':
+			j := strings.IndexByte(sel[i+1:], c)
+			if j < 0 {
+				return true
+			}
+			i += j + 1
+		case '\\':
+			i++
+		case '[':
+			depth++
+		case ']':
+			depth--
+		case ' ', '>', '+', '~', ':', '(', ',':
+			if depth == 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Page is what varies per response.

@@ -55,6 +55,37 @@ func TestNewErrors(t *testing.T) {
 	}
 }
 
+func TestMayNeedAncestors(t *testing.T) {
+	tests := []struct {
+		sel  string
+		want bool
+	}{
+		{`input[type="password" i]`, false},
+		{`[autocomplete*=" cc-" i]`, false},
+		{`[data-x="a > b"]`, false},
+		{`input.secret#x`, false},
+		{`form input`, true},
+		{`form>input`, true},
+		{`label + input`, true},
+		{`input:not([type="hidden"])`, true},
+		{`:lang(fr) input`, true},
+		{`[a="unterminated`, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.sel, func(t *testing.T) {
+			if got := mayNeedAncestors(tt.sel); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+	for _, s := range DefaultBlockSelectors {
+		g, _ := compile(s)
+		if mayNeedAncestors(g.String()) {
+			t.Errorf("default selector %q looks at ancestors; rewriting gets slower", s)
+		}
+	}
+}
+
 func TestDefaultBlockSelectorsCompile(t *testing.T) {
 	for _, s := range DefaultBlockSelectors {
 		if _, err := compile(s); err != nil {

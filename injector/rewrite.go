@@ -38,6 +38,7 @@ type rewriter struct {
 	stack    stack
 	cur      html.Node // the start tag being looked at
 	out      []byte    // scratch for rewritten start tags
+	name     []byte    // scratch for tag names
 }
 
 var rewriters = sync.Pool{New: func() any { return new(rewriter) }}
@@ -179,8 +180,7 @@ func (r *rewriter) token(tt html.TokenType) error {
 				return err
 			}
 		}
-		name, _ := z.TagName()
-		r.stack.pop(name)
+		r.stack.pop(r.tagName(2))
 		return r.write(z.Raw())
 	}
 	return r.startTag(tt == html.SelfClosingTagToken)
@@ -190,7 +190,7 @@ func (r *rewriter) token(tt html.TokenType) error {
 // the open-element stack and marking form fields.
 func (r *rewriter) startTag(selfClosing bool) error {
 	z := r.z
-	name, hasAttr := z.TagName()
+	name := r.tagName(1)
 	a := atom.Lookup(name)
 	insertAfter := false
 	switch r.state {
@@ -228,7 +228,7 @@ func (r *rewriter) startTag(selfClosing bool) error {
 	} else {
 		r.cur.Data = string(name)
 	}
-	if hasAttr && (!void || field || insertAfter) {
+	if field || insertAfter || (!void && r.in.ancestorAttrs) {
 		r.cur.Attr = readAttrs(z, r.cur.Attr)
 	}
 	if insertAfter && !isCharsetMeta(r.cur.Attr) {
@@ -288,6 +288,29 @@ func (r *rewriter) mark() string {
 	return "rr-mask"
 }
 
+// tagName returns the lower-case name of the current tag, which starts at
+// Raw()[off]. It reads Raw rather than calling TagName, which allocates; a
+// name holding NUL (replaced by U+FFFD, WHATWG 13.2.5.8) is left to TagName.
+func (r *rewriter) tagName(off int) []byte {
+	raw := r.z.Raw()
+	end := off
+	for end < len(raw) && !isWS(raw[end]) && raw[end] != '/' && raw[end] != '>' {
+		end++
+	}
+	if bytes.IndexByte(raw[off:end], 0) >= 0 {
+		name, _ := r.z.TagName()
+		return name
+	}
+	r.name = r.name[:0]
+	for _, c := range raw[off:end] {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		r.name = append(r.name, c)
+	}
+	return r.name
+}
+
 // readAttrs appends the tag's attributes to attr[:0]. The tokenizer already
 // drops repeated names, keeping the first as browsers do.
 func readAttrs(z *html.Tokenizer, attr []html.Attribute) []html.Attribute {
@@ -295,6 +318,9 @@ func readAttrs(z *html.Tokenizer, attr []html.Attribute) []html.Attribute {
 	for more := true; more; {
 		var k, v []byte
 		k, v, more = z.TagAttr()
+		if k == nil {
+			break
+		}
 		key := atom.Lookup(k).String()
 		if key == "" {
 			key = string(k)
