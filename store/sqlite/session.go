@@ -41,7 +41,7 @@ func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
 	}
 	defer tx.Rollback()
 
-	if err := appendBatch(ctx, tx, b, data); err != nil {
+	if err := db.appendBatch(ctx, tx, b, data); err != nil {
 		return fmt.Errorf("append batch: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -69,11 +69,12 @@ func validateBatch(b *store.Batch) error {
 	return nil
 }
 
-func appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, data []byte) error {
+func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, data []byte) error {
+	stmt := func(s *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, s) }
 	// The write transaction began IMMEDIATE, so nothing can slip in between
 	// these checks and the writes below.
 	var owner string
-	err := tx.QueryRowContext(ctx, `SELECT session_id FROM page_views WHERE id = ?`, b.PageViewID).Scan(&owner)
+	err := stmt(db.stmts.pageViewOwner).QueryRowContext(ctx, b.PageViewID).Scan(&owner)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 	case err != nil:
@@ -82,7 +83,7 @@ func appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, data []byte) e
 		return fmt.Errorf("page view %q belongs to another session", b.PageViewID)
 	default:
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM chunks WHERE page_view_id = ? AND seq = ?`, b.PageViewID, b.Seq).Scan(&n); err != nil {
+		if err := stmt(db.stmts.chunkExists).QueryRowContext(ctx, b.PageViewID, b.Seq).Scan(&n); err != nil {
 			return fmt.Errorf("look up chunk: %w", err)
 		}
 		if n > 0 {
@@ -105,46 +106,20 @@ func appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, data []byte) e
 		urlSeq = sql.NullInt64{Int64: int64(b.Seq), Valid: true}
 	}
 
-	// Scalar min() and max() return NULL if any argument is NULL, hence the
-	// coalesce pairs: NULL stands for "no events yet" on either side.
-	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO sessions (id, started_at, ended_at, click_count, event_count, user_agent, bytes, stored_bytes, created_at)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-		ON CONFLICT (id) DO UPDATE SET
-			started_at   = min(coalesce(started_at, excluded.started_at), coalesce(excluded.started_at, started_at)),
-			ended_at     = max(coalesce(ended_at, excluded.ended_at), coalesce(excluded.ended_at, ended_at)),
-			click_count  = click_count + excluded.click_count,
-			event_count  = event_count + excluded.event_count,
-			user_agent   = CASE WHEN user_agent = '' THEN excluded.user_agent ELSE user_agent END,
-			bytes        = bytes + excluded.bytes,
-			stored_bytes = stored_bytes + excluded.stored_bytes,
-			created_at   = coalesce(created_at, excluded.created_at)`,
+	if _, err := stmt(db.stmts.upsertSession).ExecContext(ctx,
 		b.SessionID, first, last, b.Clicks, b.EventCount, b.UserAgent,
 		len(b.Events), len(data), received,
 	); err != nil {
 		return fmt.Errorf("upsert session: %w", err)
 	}
 
-	// A page view's URL is the one from its lowest-seq batch that has a URL,
-	// whatever order its batches arrive in.
-	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO page_views (id, session_id, url, url_seq, started_at, ended_at, click_count, event_count)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-		ON CONFLICT (id) DO UPDATE SET
-			url = CASE WHEN excluded.url_seq < coalesce(url_seq, excluded.url_seq + 1) THEN excluded.url ELSE url END,
-			url_seq = CASE WHEN excluded.url_seq < coalesce(url_seq, excluded.url_seq + 1) THEN excluded.url_seq ELSE url_seq END,
-			started_at  = min(coalesce(started_at, excluded.started_at), coalesce(excluded.started_at, started_at)),
-			ended_at    = max(coalesce(ended_at, excluded.ended_at), coalesce(excluded.ended_at, ended_at)),
-			click_count = click_count + excluded.click_count,
-			event_count = event_count + excluded.event_count`,
+	if _, err := stmt(db.stmts.upsertPageView).ExecContext(ctx,
 		b.PageViewID, b.SessionID, b.URL, urlSeq, first, last, b.Clicks, b.EventCount,
 	); err != nil {
 		return fmt.Errorf("upsert page view: %w", err)
 	}
 
-	if _, err := tx.ExecContext(ctx, `
-		INSERT INTO chunks (page_view_id, seq, session_id, first_ts, last_ts, event_count, raw_bytes, received_at, codec, data)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := stmt(db.stmts.insertChunk).ExecContext(ctx,
 		b.PageViewID, b.Seq, b.SessionID, first, last, b.EventCount, len(b.Events), received, codecZstd, data,
 	); err != nil {
 		if isUniqueViolation(err) { // unreachable after the check above; kept as a guard
@@ -153,17 +128,7 @@ func appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, data []byte) e
 		return fmt.Errorf("insert chunk: %w", err)
 	}
 
-	// Derived from page_views rather than incremented, so that the entry URL
-	// is right even when a later page's batch arrives first.
-	if _, err := tx.ExecContext(ctx, `
-		UPDATE sessions SET
-			page_count = (SELECT count(*) FROM page_views WHERE session_id = ?1 AND event_count > 0),
-			entry_url = coalesce((
-				SELECT url FROM page_views
-				WHERE session_id = ?1 AND url <> ''
-				ORDER BY started_at IS NULL, started_at, id
-				LIMIT 1), '')
-		WHERE id = ?1`, b.SessionID); err != nil {
+	if _, err := stmt(db.stmts.updateSession).ExecContext(ctx, b.SessionID); err != nil {
 		return fmt.Errorf("update session: %w", err)
 	}
 	return nil

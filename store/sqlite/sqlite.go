@@ -45,6 +45,7 @@ type DB struct {
 	path  string
 	write *sql.DB // exactly one connection; every write goes through it
 	read  *sql.DB // read-only connections
+	stmts statements
 }
 
 // Open opens the SQLite database at path, creating the file and its folder
@@ -86,14 +87,20 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.write.Close()
 		return nil, fmt.Errorf("open store %s: %w", abs, err)
 	}
+	if err := db.stmts.prepare(ctx, db.write); err != nil {
+		db.stmts.close()
+		db.write.Close()
+		return nil, fmt.Errorf("open store %s: %w", abs, err)
+	}
 
 	// Opened after the writer has switched the file to WAL (a persistent
 	// setting), so readers never need to write.
-	db.read, err = sql.Open("sqlite", dsn(abs, "_pragma=query_only(1)"))
+	read, err := sql.Open("sqlite", dsn(abs, "_pragma=query_only(1)"))
 	if err != nil {
-		db.write.Close()
+		db.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	db.read = read
 	n := max(4, runtime.GOMAXPROCS(0))
 	db.read.SetMaxOpenConns(n)
 	db.read.SetMaxIdleConns(n)
@@ -134,7 +141,7 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes the database. Calls in flight may fail; later calls do.
 func (db *DB) Close() error {
-	var errs []error
+	errs := []error{db.stmts.close()}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}
