@@ -1,0 +1,92 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/loupe-dev/loupe/store"
+)
+
+// BenchmarkAppendBatch appends realistic rrweb batches (one in 20 holds a
+// full snapshot) one after another; MB/s is of raw event JSON.
+func BenchmarkAppendBatch(b *testing.B) {
+	bs, avg := benchBatches()
+	db := mustOpen(b, filepath.Join(b.TempDir(), "loupe.db"))
+	defer db.Close()
+	ctx := context.Background()
+	b.SetBytes(avg)
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if err := db.AppendBatch(ctx, renamed(bs[i%len(bs)], i/len(bs))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAppendBatchParallel is BenchmarkAppendBatch from GOMAXPROCS
+// goroutines at once: compression runs in parallel, the writes queue.
+func BenchmarkAppendBatchParallel(b *testing.B) {
+	bs, avg := benchBatches()
+	db := mustOpen(b, filepath.Join(b.TempDir(), "loupe.db"))
+	defer db.Close()
+	ctx := context.Background()
+	var n atomic.Int64
+	b.SetBytes(avg)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(n.Add(1))
+			if err := db.AppendBatch(ctx, renamed(bs[i%len(bs)], i/len(bs))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+func benchBatches() ([]*store.Batch, int64) {
+	bs := rrwebSession("bench", 5, 20)
+	var total int64
+	for _, b := range bs {
+		total += int64(len(b.Events))
+	}
+	return bs, total / int64(len(bs))
+}
+
+// renamed returns a copy of b in session round r, so that every append is
+// new.
+func renamed(b *store.Batch, r int) *store.Batch {
+	c := *b
+	c.SessionID = fmt.Sprintf("%s-%d", b.SessionID, r)
+	c.PageViewID = fmt.Sprintf("%s-%d", b.PageViewID, r)
+	return &c
+}
+
+// BenchmarkCompressLevels compares zstd levels on the same batches as
+// BenchmarkAppendBatch, reporting compression speed (MB/s of input) and
+// ratio (raw/compressed). It chose the package's encoder level.
+func BenchmarkCompressLevels(b *testing.B) {
+	bs, avg := benchBatches()
+	for _, level := range []zstd.EncoderLevel{zstd.SpeedFastest, zstd.SpeedDefault, zstd.SpeedBetterCompression, zstd.SpeedBestCompression} {
+		b.Run(level.String(), func(b *testing.B) {
+			enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			var raw, packed int64
+			var dst []byte
+			b.SetBytes(avg)
+			for i := 0; b.Loop(); i++ {
+				src := bs[i%len(bs)].Events
+				dst = enc.EncodeAll(src, dst[:0])
+				raw += int64(len(src))
+				packed += int64(len(dst))
+			}
+			b.ReportMetric(float64(raw)/float64(packed), "ratio")
+		})
+	}
+}
