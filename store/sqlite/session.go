@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/loupe-dev/loupe/store"
-	sqlite "modernc.org/sqlite"
-	sqlite3 "modernc.org/sqlite/lib"
+	msqlite "modernc.org/sqlite"
+	sqlitelib "modernc.org/sqlite/lib"
 )
 
 // Listing bounds, as documented on store.SessionFilter.
@@ -135,9 +135,9 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, data 
 }
 
 func isUniqueViolation(err error) bool {
-	var e *sqlite.Error
+	var e *msqlite.Error
 	return errors.As(err, &e) &&
-		(e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE)
+		(e.Code() == sqlitelib.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlitelib.SQLITE_CONSTRAINT_UNIQUE)
 }
 
 const sessionColumns = `id, started_at, ended_at, page_count, click_count, event_count, entry_url, user_agent, bytes, stored_bytes`

@@ -279,3 +279,54 @@ func TestWriteEventsWriterError(t *testing.T) {
 type failWriter struct{ err error }
 
 func (w failWriter) Write([]byte) (int, error) { return 0, w.err }
+
+func TestAppendBatchCanceled(t *testing.T) {
+	db := mustOpen(t, filepath.Join(t.TempDir(), "loupe.db"))
+	defer db.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := db.AppendBatch(ctx, storetest.Batch("s", "p", 0, 1, 1, 1, "", 0)); !errors.Is(err, context.Canceled) {
+		t.Errorf("append with a canceled context: got %v, want context.Canceled", err)
+	}
+	if _, err := db.Session(context.Background(), "s"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("session: got %v, want ErrNotFound", err)
+	}
+}
+
+// TestWriteEventsStreams checks that chunks reach w one at a time rather
+// than as one assembled buffer.
+func TestWriteEventsStreams(t *testing.T) {
+	ctx := context.Background()
+	db := mustOpen(t, filepath.Join(t.TempDir(), "loupe.db"))
+	defer db.Close()
+	bs := rrwebSession("s", 2, 5)
+	for _, b := range bs {
+		if err := db.AppendBatch(ctx, b); err != nil {
+			t.Fatalf("append: %v", err)
+		}
+	}
+	var w countWriter
+	if err := db.WriteEvents(ctx, "s", &w); err != nil {
+		t.Fatalf("write events: %v", err)
+	}
+	var largest int
+	for _, b := range bs {
+		largest = max(largest, len(b.Events))
+	}
+	if w.max > largest {
+		t.Errorf("largest write %d bytes, want at most one chunk's %d", w.max, largest)
+	}
+	if !json.Valid(w.buf.Bytes()) {
+		t.Errorf("output is not valid JSON")
+	}
+}
+
+type countWriter struct {
+	buf bytes.Buffer
+	max int
+}
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	w.max = max(w.max, len(p))
+	return w.buf.Write(p)
+}
