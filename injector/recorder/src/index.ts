@@ -18,6 +18,9 @@ declare global {
 
 const FLUSH_MS = 5000;
 
+/** rrweb's EventType.FullSnapshot. */
+const FULL_SNAPSHOT = 2;
+
 /** Caps on error text, so a runaway error loop cannot flood a batch. */
 const MAX_MESSAGE = 1000;
 const MAX_STACK = 8000;
@@ -53,6 +56,11 @@ function start(): void {
     emit: (e) => {
       try {
         up.add(e);
+        // Send a page's snapshot right away, compressed, rather than at the
+        // next tick: a page left within 5 s would otherwise depend on
+        // pagehide beacons, which carry plain JSON of at most 64 KiB in all,
+        // and a snapshot with inlined CSS is often bigger.
+        if (e.type === FULL_SNAPSHOT) up.flush();
       } catch {
         // An event JSON cannot encode is skipped.
       }

@@ -37,7 +37,7 @@ interface Batch {
   /** Encoded body, kept for retries. */
   body?: Blob;
   gzip?: boolean;
-  /** A request for it is in flight. */
+  /** A request for it is in flight (compression done, fetch called). */
   inflight?: boolean;
 }
 
@@ -84,7 +84,8 @@ export class Uploader {
     const b = this.current;
     let ok = true;
     if (b && !b.inflight) {
-      // Waiting for a retry: send it now, under its seq if it fits.
+      // Being compressed or waiting for a retry: send it now, under its
+      // seq if it fits.
       clearTimeout(this.retryTimer);
       this.current = null;
       ok = this.beacons(b.events, b.seq);
@@ -120,13 +121,15 @@ export class Uploader {
   private async attempt(b: Batch): Promise<void> {
     let status = 0; // 0: network error
     let retryAfter = NaN;
-    b.inflight = true;
     try {
       if (!b.body) {
         const enc = await encode(this.json(b.seq, b.events));
         b.body = enc.body;
         b.gzip = enc.gzip;
       }
+      // Drained by pagehide while compressing: the beacon has it.
+      if (this.current !== b) return;
+      b.inflight = true;
       const headers: Record<string, string> = { 'Content-Type': 'application/json' };
       if (b.gzip) headers['Content-Encoding'] = 'gzip';
       const res = await fetch(this.url, {
