@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html"
+	"net/url"
 	"strings"
 
 	"github.com/andybalholm/cascadia"
@@ -66,6 +67,10 @@ type Config struct {
 	// MaskTextSelectors are CSS selectors whose text the recorder masks
 	// (rrweb's maskTextSelector). If nil, no text is masked by selector.
 	MaskTextSelectors []string
+
+	// RecorderVersion, if set, is added to the recorder's URL as ?v=, so a
+	// browser that cached an older bundle fetches the new one.
+	RecorderVersion string
 }
 
 // Injector rewrites HTML documents. It is safe for concurrent use.
@@ -126,7 +131,11 @@ func New(cfg Config) (*Injector, error) {
 	}
 	in.blockList = strings.Join(blockSel, ", ")
 	in.maskList = strings.Join(cfg.MaskTextSelectors, ", ")
-	in.tagStart = []byte(`<script src="` + html.EscapeString(prefix+"recorder.js") + `" defer data-loupe="`)
+	src := prefix + "recorder.js"
+	if cfg.RecorderVersion != "" {
+		src += "?v=" + url.QueryEscape(cfg.RecorderVersion)
+	}
+	in.tagStart = []byte(`<script src="` + html.EscapeString(src) + `" defer data-loupe="`)
 	return in, nil
 }
 

@@ -171,6 +171,11 @@ func TestScriptTag(t *testing.T) {
 	if got := string(in.ScriptTag(Page{PageViewID: "p", Token: "t"})); got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
+	// A versioned bundle URL, escaped for the attribute.
+	in = mustNew(t, Config{RecorderVersion: "ab&c"})
+	if got, want := string(in.ScriptTag(testPage)), `<script src="/__loupe/recorder.js?v=ab%26c" defer`; !strings.HasPrefix(got, want) {
+		t.Errorf("got %s, want it to start with %s", got, want)
+	}
 }
 
 // TestMarks checks which class each field gets with the default selectors.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/loupe-dev/loupe/collector"
 	"github.com/loupe-dev/loupe/injector"
+	"github.com/loupe-dev/loupe/injector/recorder"
 )
 
 // DefaultCookieName is the session cookie's name.
@@ -68,6 +69,8 @@ type Proxy struct {
 	mux     *http.ServeMux
 	log     *slog.Logger
 	started time.Time
+	// recorderVersion is recorder.Version of the served bundle.
+	recorderVersion string
 }
 
 // New validates cfg and returns a Proxy.
@@ -104,7 +107,7 @@ func New(cfg Config) (*Proxy, error) {
 		t.ResponseHeaderTimeout = 60 * time.Second
 		cfg.Transport = t
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now()}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now(), recorderVersion: recorder.Version(cfg.RecorderJS)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewriteRequest,
 		ModifyResponse: p.modifyResponse,
@@ -156,7 +159,13 @@ func (p *Proxy) serveRecorder(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	w.Header().Set("Cache-Control", "public, max-age=3600")
+	// Pages name the bundle by version (see recorder.Version): that URL
+	// can be kept for good; an unversioned one only briefly.
+	if v := r.URL.Query().Get("v"); v != "" && v == p.recorderVersion {
+		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	http.ServeContent(w, r, "recorder.js", p.started, strings.NewReader(string(p.cfg.RecorderJS)))
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/loupe-dev/loupe/collector"
 	"github.com/loupe-dev/loupe/injector"
+	"github.com/loupe-dev/loupe/injector/recorder"
 )
 
 const page = `<!doctype html><html><head><title>Shop</title></head>` +
@@ -397,6 +398,36 @@ func TestPrivateCacheControl(t *testing.T) {
 	for _, tt := range tests {
 		if got := privateCacheControl(tt.in); got != tt.want {
 			t.Errorf("privateCacheControl(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestInjectsPostResponse(t *testing.T) {
+	srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, page)
+	}), nil)
+	resp, err := client.Post(srv.URL+"/checkout", "application/x-www-form-urlencoded", strings.NewReader("a=1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	tagConfig(t, body)
+}
+
+func TestRecorderCaching(t *testing.T) {
+	js := []byte("/*recorder v2*/")
+	srv, _ := mustProxy(t, http.NotFoundHandler(), func(c *Config) { c.RecorderJS = js })
+	tests := []struct{ query, want string }{
+		{"?v=" + recorder.Version(js), "public, max-age=31536000, immutable"},
+		{"?v=0123456789abcdef", "public, max-age=300"},
+		{"", "public, max-age=300"},
+	}
+	for _, tt := range tests {
+		resp, body := get(t, srv.URL+"/__loupe/recorder.js"+tt.query, nil)
+		if cc := resp.Header.Get("Cache-Control"); cc != tt.want || string(body) != string(js) {
+			t.Errorf("recorder.js%s: got Cache-Control %q, body %q; want %q, the bundle", tt.query, cc, body, tt.want)
 		}
 	}
 }

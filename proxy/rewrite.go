@@ -36,8 +36,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 
 // injectable reports whether resp is an HTML document Loupe should record.
 func injectable(resp *http.Response) bool {
-	req := resp.Request
-	if req.Method != http.MethodGet {
+	// A page answering a form POST is a page view too (legacy sites often
+	// render the next page without a redirect). HEAD has no body.
+	if m := resp.Request.Method; m != http.MethodGet && m != http.MethodPost {
 		return false
 	}
 	switch resp.StatusCode {

@@ -227,7 +227,10 @@ func TestRecordAndReplay(t *testing.T) {
 		if i > 0 && ev.Timestamp < events[i-1].Timestamp {
 			t.Fatalf("event %d at %d comes after one at %d: not in time order", i, ev.Timestamp, events[i-1].Timestamp)
 		}
-		var d struct{ Source, Type *int }
+		var d struct {
+			Source, Type *int
+			Text         *string
+		}
 		json.Unmarshal(ev.Data, &d)
 		switch {
 		case ev.Type == 2:
@@ -238,6 +241,10 @@ func TestRecordAndReplay(t *testing.T) {
 			clicks++
 		case ev.Type == 3 && d.Source != nil && *d.Source == 5:
 			inputs++
+			// Masked, not merely absent: rrweb replaces each character.
+			if d.Text == nil || strings.Trim(*d.Text, "*") != "" {
+				t.Errorf("input event %d carries %v, want a masked value", i, d.Text)
+			}
 		}
 	}
 	t.Logf("session %s: %d events, %d bytes; %d full snapshots, %d metas, %d clicks, %d inputs",
@@ -250,17 +257,27 @@ func TestRecordAndReplay(t *testing.T) {
 			t.Errorf("the value typed into %s (%q) is in the stored events", sel, v)
 		}
 	}
+	// The recorder removes its own tag before the snapshot: no token in
+	// the recording.
+	if strings.Contains(string(raw), "data-loupe") {
+		t.Error("the recorder's tag (and its token) is in the stored events")
+	}
 
 	// The player replays the session: the recorded page's text appears in
 	// the replay iframe, and recorded scripts do not run there.
-	do(t, ctx, "open the player", chromedp.Navigate(fmt.Sprintf("%s/sessions/%s?t=1500", m.AdminURL, sess.ID)))
+	do(t, ctx, "open the player", chromedp.Navigate(fmt.Sprintf("%s/sessions/%s?t=0", m.AdminURL, sess.ID)))
 	text, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => {
 		const f = document.querySelector('.replayer-wrapper iframe');
 		return f && f.contentDocument && f.contentDocument.body && f.contentDocument.body.innerText.includes(`+jsString(demo.HomeHeading)+`)
 			? f.contentDocument.body.innerText : false;
 	})()`, chromedp.WithPollingTimeout(20*time.Second)))
 	if err != nil {
-		t.Fatalf("player did not render %q in its replay iframe: %v", demo.HomeHeading, err)
+		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => {
+			const f = document.querySelector('iframe');
+			return document.body.innerHTML.slice(0, 1500) + '\n--- iframe: ' +
+				(f && f.contentDocument ? f.contentDocument.documentElement.outerHTML.slice(0, 1500) : 'none');
+		})()`))
+		t.Fatalf("player did not render %q in its replay iframe: %v\n%s", demo.HomeHeading, err, page)
 	}
 	if !strings.Contains(text, demo.ShopName) {
 		t.Errorf("replayed page text %q lacks %q", text, demo.ShopName)

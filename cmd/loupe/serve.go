@@ -102,7 +102,7 @@ func (m *Main) Open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
-	inj, err := injector.New(injector.Config{})
+	inj, err := injector.New(injector.Config{RecorderVersion: recorder.Version(recorder.JS())})
 	if err != nil {
 		return fmt.Errorf("injector: %w", err)
 	}

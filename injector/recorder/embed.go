@@ -5,7 +5,9 @@
 package recorder
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
 )
 
@@ -23,4 +25,16 @@ func JS() []byte {
 		return nil
 	}
 	return b
+}
+
+// Version names a bundle by its content: the first 16 hex digits of its
+// SHA-256, or "" for no bundle. The injector puts it in the recorder's URL,
+// so browsers can cache the bundle for good and still fetch a new one the
+// moment Loupe is upgraded.
+func Version(js []byte) string {
+	if len(js) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(js)
+	return hex.EncodeToString(sum[:8])
 }

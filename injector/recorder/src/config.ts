@@ -33,6 +33,9 @@ export function readConfig(): Config | null {
     document.querySelector<HTMLScriptElement>('script[data-loupe]');
   const raw = el?.getAttribute('data-loupe');
   if (!raw) return null;
+  // Take Loupe's tag out of the page once read: the snapshot then shows the
+  // site's own DOM, and the token never lands in the recorded events.
+  el!.remove();
   let c: Record<string, unknown>;
   try {
     c = JSON.parse(raw);

@@ -49,9 +49,10 @@ function start(): void {
   // Claim the window before record() runs, so a second copy of the script
   // can never start a second recording.
   const noop = () => {};
-  window.__loupe = { pv: cfg.pv, stop: noop, flush: noop };
+  const pv = newID();
+  window.__loupe = { pv, stop: noop, flush: noop };
 
-  const up = new Uploader(cfg.ingest, cfg.token);
+  const up = new Uploader(cfg.ingest, cfg.token, pv);
   const stopRecording = record({
     emit: (e) => {
       try {
@@ -143,7 +144,16 @@ function start(): void {
       document.removeEventListener('visibilitychange', onHidden);
       up.flush();
     });
-  window.__loupe = { pv: cfg.pv, stop, flush };
+  window.__loupe = { pv, stop, flush };
+}
+
+/** newID returns 128 random bits as 32 lowercase hex digits. */
+function newID(): string {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  let s = '';
+  for (let i = 0; i < b.length; i++) s += (b[i] + 256).toString(16).slice(1);
+  return s;
 }
 
 function guard(f: () => void): void {

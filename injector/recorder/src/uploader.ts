@@ -2,7 +2,13 @@
 //
 // Wire format, version 1: POST to the ingest URL with the JSON body
 //
-//   {"v":1, "token":"<from the config>", "seq":N, "events":[<rrweb events>]}
+//   {"v":1, "token":"<from the config>", "pv":"<page view id>", "seq":N,
+//    "events":[<rrweb events>]}
+//
+// pv is made by the recorder for each document it runs in, not taken from
+// the tag: a page restored from the browser's cache carries the tag (and the
+// proxy's page-view id) of an earlier load, and its batches must not collide
+// with that load's seq numbers.
 //
 // seq numbers the batches of one page view from 0 up, in the order their
 // events were recorded. A retry keeps its seq so the collector can drop a
@@ -54,6 +60,7 @@ export class Uploader {
   constructor(
     private readonly url: string,
     private readonly token: string,
+    private readonly pv: string,
   ) {}
 
   /** add buffers one rrweb event, cutting a batch when the budget is reached. */
@@ -214,7 +221,7 @@ export class Uploader {
   }
 
   private json(seq: number, events: string[]): string {
-    return `{"v":1,"token":${JSON.stringify(this.token)},"seq":${seq},"events":[${events.join(',')}]}`;
+    return `{"v":1,"token":${JSON.stringify(this.token)},"pv":"${this.pv}","seq":${seq},"events":[${events.join(',')}]}`;
   }
 }
 
