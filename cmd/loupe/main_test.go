@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -67,22 +69,28 @@ func TestServeStartsAndStops(t *testing.T) {
 	data := t.TempDir()
 	t.Setenv("LOUPE_UPSTREAM", origin.URL)
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr bytes.Buffer
+	defer cancel()
+	outR, outW := io.Pipe()
+	var stderr bytes.Buffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data}, &stdout, &stderr)
+		err := run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", data}, outW, &stderr)
+		outW.Close()
+		done <- err
 	}()
-	// The secret and database appear once it is up.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(data, "loupe.db")); err == nil {
+	// It says where the replay UI is once both listeners are up.
+	sc := bufio.NewScanner(outR)
+	var out strings.Builder
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "the replay UI") {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve did not open its database; stderr: %s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	if !strings.Contains(out.String(), "the replay UI") {
+		t.Fatalf("serve did not say where the replay UI is; stdout %q, err %v", out.String(), <-done)
+	}
+	go io.Copy(io.Discard, outR)
 	secret, err := os.ReadFile(filepath.Join(data, "secret"))
 	if err != nil || len(bytes.TrimSpace(secret)) < 32 {
 		t.Fatalf("secret file: %q, %v; want at least 32 characters", secret, err)
@@ -98,9 +106,6 @@ func TestServeStartsAndStops(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not stop after cancel")
-	}
-	if !strings.Contains(stdout.String(), "the replay UI") {
-		t.Errorf("stdout %q does not say where the replay UI is", stdout.String())
 	}
 }
 
