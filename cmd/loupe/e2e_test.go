@@ -61,7 +61,7 @@ func startLoupe(t *testing.T, origin string) *Main {
 }
 
 // newBrowser starts a headless Chromium with a fresh profile.
-func newBrowser(t *testing.T, path string) context.Context {
+func newBrowser(t testing.TB, path string) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
