@@ -270,7 +270,7 @@ func (c *Collector) decode(body []byte) (*store.Batch, error) {
 		if ts > b.LastTS {
 			b.LastTS = ts
 		}
-		summarize(b, *ev.Type, ev.Data)
+		summarize(b, *ev.Type, ts, ev.Data)
 		if i > 0 {
 			buf.WriteByte(',')
 		}
@@ -282,7 +282,7 @@ func (c *Collector) decode(body []byte) (*store.Batch, error) {
 }
 
 // summarize adds what one event contributes to the session summary.
-func summarize(b *store.Batch, typ int, data json.RawMessage) {
+func summarize(b *store.Batch, typ int, ts int64, data json.RawMessage) {
 	switch typ {
 	case eventMeta:
 		if b.URL != "" {
@@ -301,7 +301,7 @@ func summarize(b *store.Batch, typ int, data json.RawMessage) {
 		}
 		if json.Unmarshal(data, &m) == nil && m.Source != nil && m.Type != nil &&
 			*m.Source == sourceMouseInteract && *m.Type == mouseInteractionClick {
-			b.Clicks++
+			b.Clicks = append(b.Clicks, store.Click{PageViewID: b.PageViewID, At: ts})
 		}
 	}
 }

@@ -20,10 +20,12 @@ var ErrNotFound = errors.New("not found")
 var ErrDuplicate = errors.New("duplicate batch")
 
 // Batch is one upload of rrweb events from one page view, as the collector
-// hands it to the store after validation.
+// hands it to the store after validation. Everything but the events is
+// derived by the collector; the store writes the events and every derived
+// row in one transaction.
 type Batch struct {
 	SessionID  string // proven by the batch's token
-	PageViewID string // proven by the batch's token
+	PageViewID string // proven by the batch's token, or made by the recorder
 	Seq        int    // sequence number within the page view, from 0
 
 	// Events is the batch's rrweb events as a JSON array, exactly as
@@ -34,11 +36,101 @@ type Batch struct {
 	EventCount int
 	FirstTS    int64  // earliest event timestamp, Unix ms
 	LastTS     int64  // latest event timestamp, Unix ms
-	Clicks     int    // rrweb MouseInteraction/Click events
 	URL        string // href of the batch's first Meta event, or "" if none
 
+	// Derived rows, in event order. len(Clicks) is the batch's click count.
+	Clicks []Click
+	Inputs []Input
+	Errors []JSError
+	// ScrollDepth is the deepest point of the page seen in this batch: the
+	// largest scroll offset plus the viewport height, in CSS pixels; 0 if
+	// the batch has no scroll or Meta event.
+	ScrollDepth int
+	// Viewport of the batch's first Meta event, CSS pixels; 0 if none.
+	ViewportW, ViewportH int
+
+	// Page holds what the recorder says about its document; set on the
+	// first batch of a page view (seq 0), nil otherwise.
+	Page *PageInfo
+
 	UserAgent  string    // request User-Agent at ingest
+	Client     Client    // enrichment of the request
 	ReceivedAt time.Time // when the collector received the batch
+}
+
+// PageInfo is what the recorder reports about the document it runs in.
+type PageInfo struct {
+	Referrer string // document.referrer, "" if none
+	Language string // navigator.language, e.g. "en-GB"
+	// UTM parameters of the page's URL.
+	UTMSource, UTMMedium, UTMCampaign, UTMTerm, UTMContent string
+}
+
+// Client is what the collector derives about the visitor's browser and
+// network from the request. Every field is "" when unknown.
+type Client struct {
+	Browser        string // e.g. "Chrome"
+	BrowserVersion string // e.g. "126.0"
+	OS             string // e.g. "Windows", "iOS"
+	Device         string // "desktop", "mobile", "tablet" or "bot"
+	Country        string // ISO 3166-1 alpha-2, from a MaxMind-format database
+	// IPHash is a keyed hash of the client address (hex), so that visits
+	// from one address can be grouped without keeping the address.
+	IPHash string
+	// IP is the client address, kept only when the operator configured it.
+	IP string
+}
+
+// Click is one click, from rrweb's MouseInteraction Click events.
+type Click struct {
+	PageViewID string
+	At         int64 // Unix ms
+	X, Y       int   // viewport coordinates, CSS pixels
+	NodeID     int   // rrweb node id of the target
+}
+
+// Input is a change of a form field's value. Values are never kept.
+type Input struct {
+	PageViewID string
+	At         int64 // Unix ms
+	NodeID     int   // rrweb node id of the field
+}
+
+// JSError is a script error or unhandled rejection the recorder reported.
+type JSError struct {
+	PageViewID string
+	At         int64  // Unix ms
+	Kind       string // "error", "rejection" or "console"
+	Message    string
+	Stack      string
+	Source     string // script URL, "" if unknown
+	Line       int
+	Column     int
+}
+
+// PageView is one document the recorder ran in.
+type PageView struct {
+	ID          string
+	SessionID   string
+	URL         string
+	StartedAt   time.Time
+	EndedAt     time.Time
+	Referrer    string
+	ViewportW   int
+	ViewportH   int
+	ScrollDepth int // deepest point reached, CSS pixels
+	ClickCount  int
+	InputCount  int
+	ErrorCount  int
+	EventCount  int
+}
+
+// Activity is the derived rows of one session, each list in time order.
+type Activity struct {
+	PageViews []*PageView
+	Clicks    []Click
+	Inputs    []Input
+	Errors    []JSError
 }
 
 // Session is the summary of one visitor session. It is kept current as
@@ -49,6 +141,8 @@ type Session struct {
 	EndedAt    time.Time // timestamp of the session's last event
 	PageCount  int       // page views that sent at least one event
 	ClickCount int
+	InputCount int
+	ErrorCount int
 	EventCount int
 	EntryURL   string // URL of the first page view
 	UserAgent  string // User-Agent of the first batch
@@ -56,6 +150,17 @@ type Session struct {
 	// JSON); StoredBytes is what the store holds for them.
 	Bytes       int64
 	StoredBytes int64
+
+	// Client of the first batch received.
+	Client Client
+	// Acquisition and environment, from the entry page view (the earliest
+	// one that reported them).
+	Referrer             string
+	Language             string
+	ViewportW, ViewportH int
+	UTMSource            string
+	UTMMedium            string
+	UTMCampaign          string
 }
 
 // Duration is the time from the first to the last event.
@@ -80,6 +185,9 @@ type Store interface {
 
 	// Session returns one session or ErrNotFound.
 	Session(ctx context.Context, id string) (*Session, error)
+
+	// Activity returns the session's derived rows, or ErrNotFound.
+	Activity(ctx context.Context, id string) (*Activity, error)
 
 	// WriteEvents streams the session's events, in time order, to w as one
 	// JSON array, decompressing one stored chunk at a time. It returns

@@ -120,7 +120,7 @@ func rrwebSession(session string, pages, batchesPerPage int) []*store.Batch {
 			}
 			out = append(out, &store.Batch{
 				SessionID: session, PageViewID: pv, Seq: seq, Events: b,
-				EventCount: len(evs), FirstTS: first, LastTS: ts, Clicks: clicks, URL: u,
+				EventCount: len(evs), FirstTS: first, LastTS: ts, Clicks: make([]store.Click, clicks), URL: u,
 				UserAgent:  "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
 				ReceivedAt: time.UnixMilli(ts + 200),
 			})

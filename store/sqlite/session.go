@@ -60,7 +60,7 @@ func validateBatch(b *store.Batch) error {
 		return errors.New("empty page view id")
 	case b.Seq < 0:
 		return fmt.Errorf("negative seq %d", b.Seq)
-	case b.EventCount < 0 || b.Clicks < 0:
+	case b.EventCount < 0:
 		return errors.New("negative count")
 	}
 	if _, err := arrayContents(b.Events); err != nil {
@@ -107,14 +107,14 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, data 
 	}
 
 	if _, err := stmt(db.stmts.upsertSession).ExecContext(ctx,
-		b.SessionID, first, last, b.Clicks, b.EventCount, b.UserAgent,
+		b.SessionID, first, last, len(b.Clicks), b.EventCount, b.UserAgent,
 		len(b.Events), len(data), received,
 	); err != nil {
 		return fmt.Errorf("upsert session: %w", err)
 	}
 
 	if _, err := stmt(db.stmts.upsertPageView).ExecContext(ctx,
-		b.PageViewID, b.SessionID, b.URL, urlSeq, first, last, b.Clicks, b.EventCount,
+		b.PageViewID, b.SessionID, b.URL, urlSeq, first, last, len(b.Clicks), b.EventCount,
 	); err != nil {
 		return fmt.Errorf("upsert page view: %w", err)
 	}
@@ -211,4 +211,32 @@ func msTime(ms sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(ms.Int64).UTC()
+}
+
+// Activity returns the session's derived rows.
+//
+// Transitional: page views only, until the derived-row tables arrive in the
+// next migration.
+func (db *DB) Activity(ctx context.Context, id string) (*store.Activity, error) {
+	if _, err := db.Session(ctx, id); err != nil {
+		return nil, err
+	}
+	rows, err := db.read.QueryContext(ctx,
+		`SELECT id, session_id, url, started_at, ended_at, click_count, event_count
+		 FROM page_views WHERE session_id = ? ORDER BY started_at, id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("activity: %w", err)
+	}
+	defer rows.Close()
+	a := &store.Activity{}
+	for rows.Next() {
+		pv := &store.PageView{}
+		var start, end sql.NullInt64
+		if err := rows.Scan(&pv.ID, &pv.SessionID, &pv.URL, &start, &end, &pv.ClickCount, &pv.EventCount); err != nil {
+			return nil, fmt.Errorf("activity: %w", err)
+		}
+		pv.StartedAt, pv.EndedAt = time.UnixMilli(start.Int64).UTC(), time.UnixMilli(end.Int64).UTC()
+		a.PageViews = append(a.PageViews, pv)
+	}
+	return a, rows.Err()
 }

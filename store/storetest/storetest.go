@@ -80,7 +80,7 @@ func Batch(session, pageView string, seq int, first int64, n int, step int64, ur
 		EventCount: n,
 		FirstTS:    first,
 		LastTS:     first + int64(n-1)*step,
-		Clicks:     clicks,
+		Clicks:     make([]store.Click, clicks),
 		URL:        url,
 		UserAgent:  "Mozilla/5.0 (" + pageView + "/" + fmt.Sprint(seq) + ")",
 		ReceivedAt: time.UnixMilli(first + int64(n)*step).UTC(),
