@@ -122,7 +122,7 @@ func TestIngestAccepts(t *testing.T) {
 			b := f.st.batches[0]
 			want := store.Batch{SessionID: f.sid, PageViewID: f.pv, Seq: i, EventCount: 5,
 				FirstTS: 1700000000000, LastTS: 1700000002000, URL: "http://shop.test/",
-				Clicks: []store.Click{{PageViewID: f.pv, At: 1700000001000}, {PageViewID: f.pv, At: 1700000002000}},
+				Clicks:    []store.Click{{PageViewID: f.pv, At: 1700000001000}, {PageViewID: f.pv, At: 1700000002000}},
 				UserAgent: "test-agent/1.0"}
 			got := *b
 			got.Events, got.ReceivedAt = nil, time.Time{}
