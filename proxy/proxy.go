@@ -18,6 +18,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loupe-dev/loupe/collector"
@@ -113,6 +114,7 @@ func New(cfg Config) (*Proxy, error) {
 		ModifyResponse: p.modifyResponse,
 		ErrorHandler:   p.errorHandler,
 		Transport:      cfg.Transport,
+		BufferPool:     copyBuffers,
 		ErrorLog:       slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 	}
 	p.mux = p.routes()
@@ -137,6 +139,18 @@ func (p *Proxy) routes() *http.ServeMux {
 	mux.Handle("/", p.rp)
 	return mux
 }
+
+// bufferPool lends the 32 KiB buffers ReverseProxy copies bodies through;
+// without one it allocates a buffer per response.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte    { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+
+var copyBuffers = &bufferPool{p: sync.Pool{New: func() any {
+	b := make([]byte, 32<<10)
+	return &b
+}}}
 
 // ServeHTTP serves one request, recovering from a panic in Loupe's own code
 // so that one bad response never takes the process down.
