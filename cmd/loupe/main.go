@@ -2,8 +2,14 @@
 // sessions on any site, its ingest endpoint and its replay server.
 //
 //	loupe serve --upstream http://127.0.0.1:3000   every role in one process
+//	loupe proxy --upstream URL [--collector URL]  the site-facing proxy only
+//	loupe collector --database postgres://…       the ingest endpoint only
+//	loupe replayer --database postgres://…        the replay server only
 //	loupe demo                                     the built-in demo shop with Loupe in front
 //	loupe version
+//
+// Every subcommand parses its flags into one Config (config.go), and Main
+// (serve.go) opens the store and the listeners of the roles it runs.
 package main
 
 import (
@@ -12,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,6 +29,8 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal starts a graceful shutdown; a second one kills.
+	context.AfterFunc(ctx, stop)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	switch {
@@ -40,17 +49,50 @@ func main() {
 const usage = `Loupe records what visitors do on a website, with no change to the site.
 
 Usage:
-  loupe serve --upstream URL [flags]   proxy, collector and replay server in one process
-  loupe demo [flags]                   the built-in demo shop with Loupe in front of it
+  loupe serve --upstream URL [flags]       proxy, collector and replay server in one process
+  loupe proxy --upstream URL [flags]       the site-facing proxy only; ingest goes to
+                                           --collector, or to a collector in this process
+  loupe collector [flags]                  the ingest endpoint only (POST /__loupe/ingest)
+  loupe replayer [flags]                   the replay server only
+  loupe demo [flags]                       the built-in demo shop with Loupe in front of it
   loupe version
 
-Run 'loupe serve -h' for the flags; each has a LOUPE_* environment equivalent.
+Every node of one deployment shares one store (--database postgres://…) and
+one secret (LOUPE_SECRET, or the secret file in --data).
+Run 'loupe <command> -h' for its flags; each has a LOUPE_* environment equivalent.
 `
 
 // usageError is a mistake in the command line.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
+
+// runRoles is every subcommand that runs roles: it parses the flags that
+// apply to them, starts them and serves until ctx is done.
+func runRoles(ctx context.Context, cmd string, r roles, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loupe "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg Config
+	cfg.flags(fs, r)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	m := &Main{Config: cfg, Roles: r, Logger: newLogger(stderr)}
+	if err := m.Open(ctx); err != nil {
+		m.Close()
+		return err
+	}
+	m.describe(stdout)
+	err := m.Wait(ctx)
+	return errors.Join(err, m.Close())
+}
+
+func newLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
 
 // run is the whole program; tests call it with their own arguments.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -60,7 +102,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		return runServe(ctx, rest, stdout, stderr)
+		return runRoles(ctx, cmd, allRoles, rest, stdout, stderr)
+	case "proxy":
+		return runRoles(ctx, cmd, roleProxy, rest, stdout, stderr)
+	case "collector":
+		return runRoles(ctx, cmd, roleCollector, rest, stdout, stderr)
+	case "replayer":
+		return runRoles(ctx, cmd, roleReplayer, rest, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/loupe-dev/loupe/collector"
@@ -23,116 +23,174 @@ import (
 	"github.com/loupe-dev/loupe/proxy"
 	"github.com/loupe-dev/loupe/replayer"
 	"github.com/loupe-dev/loupe/replayer/ui"
-	"github.com/loupe-dev/loupe/store/sqlite"
+	"github.com/loupe-dev/loupe/store"
 )
 
-// Config is everything `loupe serve` is told.
-type Config struct {
-	Upstream string // origin URL; required
-	Listen   string // the site-facing proxy's address
-	Admin    string // the replay server's address
-	Data     string // folder for the database and the secret
-	// Secret keys session cookies and tokens; every node of one deployment
-	// needs the same. If empty, one is made and kept in Data.
-	Secret string
-}
-
-// flags binds c to fs, with defaults taken from LOUPE_* variables.
-func (c *Config) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.Upstream, "upstream", env("LOUPE_UPSTREAM", ""), "origin to put Loupe in front of, e.g. http://127.0.0.1:3000 (env LOUPE_UPSTREAM)")
-	fs.StringVar(&c.Listen, "listen", env("LOUPE_LISTEN", "127.0.0.1:8080"), "address visitors reach the site on (env LOUPE_LISTEN)")
-	fs.StringVar(&c.Admin, "admin", env("LOUPE_ADMIN", "127.0.0.1:8081"), "address of the replay UI and API (env LOUPE_ADMIN)")
-	fs.StringVar(&c.Data, "data", env("LOUPE_DATA", "./loupe-data"), "data folder (env LOUPE_DATA)")
-	c.Secret = env("LOUPE_SECRET", "")
-}
-
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
-// upstreamURL validates the upstream.
-func (c *Config) upstreamURL() (*url.URL, error) {
-	if c.Upstream == "" {
-		return nil, usageError{"--upstream is required (the site to put Loupe in front of, e.g. http://127.0.0.1:3000)"}
-	}
-	u, err := url.Parse(c.Upstream)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, usageError{fmt.Sprintf("--upstream %q is not an http:// or https:// URL", c.Upstream)}
-	}
-	return u, nil
-}
-
-// Main is a running Loupe: the proxy and the replay server over one store.
+// Main is a running Loupe: the roles it was asked for over one store.
 type Main struct {
 	Config Config
+	// Roles is what this process runs. If zero, every role (loupe serve).
+	Roles  roles
 	Logger *slog.Logger
 
-	// ProxyURL and AdminURL are where the listeners are, once Open returns.
-	ProxyURL, AdminURL string
+	// ProxyURL, CollectorURL and AdminURL are where the listeners of the
+	// roles that run are, once Open returns; the others are "".
+	ProxyURL, CollectorURL, AdminURL string
 
-	db      *sqlite.DB
+	db      store.Store
 	servers []*http.Server
 	errc    chan error
 }
 
-// Open validates the config, opens the store and starts both listeners.
+// drainTimeout bounds how long Close waits for in-flight requests.
+const drainTimeout = 20 * time.Second
+
+// Open validates the config, opens the store and starts the listeners of
+// the process's roles.
 func (m *Main) Open(ctx context.Context) error {
 	if m.Logger == nil {
 		m.Logger = slog.Default()
 	}
+	if m.Roles == 0 {
+		m.Roles = allRoles
+	}
+	var (
+		px, ingest, rp http.Handler
+		err            error
+	)
+	if m.Roles.has(roleProxy) {
+		if px, err = m.proxy(ctx); err != nil {
+			return err
+		}
+	} else if m.Roles.has(roleCollector) {
+		if ingest, err = m.collector(ctx); err != nil {
+			return err
+		}
+	}
+	if m.Roles.has(roleReplayer) {
+		if err := m.openStore(ctx); err != nil {
+			return err
+		}
+		if rp, err = replayer.New(replayer.Config{Store: m.db, UI: ui.FS(), Logger: m.Logger}); err != nil {
+			return fmt.Errorf("replayer: %w", err)
+		}
+		if !ui.Built() {
+			m.Logger.Warn("the replay UI bundle is not built; run make build")
+		}
+	}
+
+	m.errc = make(chan error, 3)
+	if px != nil {
+		if m.ProxyURL, err = m.serve(m.Config.Listen, "proxy", px); err != nil {
+			return err
+		}
+	}
+	if ingest != nil {
+		if m.CollectorURL, err = m.serve(m.Config.Listen, "collector", m.collectorRoutes(ingest)); err != nil {
+			return err
+		}
+	}
+	if rp != nil {
+		if m.AdminURL, err = m.serve(m.Config.Admin, "admin", rp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// proxy returns the site-facing proxy, with the collector in process unless
+// --collector names one elsewhere.
+func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 	up, err := m.Config.upstreamURL()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	coll, err := m.Config.collectorURL()
+	if err != nil {
+		return nil, err
 	}
 	if err := checkReachable(ctx, up); err != nil {
-		return err
+		return nil, err
 	}
-	secret, err := m.secret()
+	tokens, err := m.tokens()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tokens, err := collector.NewTokens(secret)
-	if err != nil {
-		return fmt.Errorf("secret: %w", err)
-	}
-	m.db, err = sqlite.Open(ctx, filepath.Join(m.Config.Data, "loupe.db"))
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+	var ingest http.Handler
+	if coll != nil {
+		ingest = forwardIngest(coll, m.Logger)
+	} else if ingest, err = m.collector(ctx); err != nil {
+		return nil, err
 	}
 	inj, err := injector.New(injector.Config{RecorderVersion: recorder.Version(recorder.JS())})
 	if err != nil {
-		return fmt.Errorf("injector: %w", err)
+		return nil, fmt.Errorf("injector: %w", err)
+	}
+	if recorder.JS() == nil {
+		m.Logger.Warn("the recorder bundle is not built; run make build")
 	}
 	px, err := proxy.New(proxy.Config{
 		Upstream:   up,
 		Injector:   inj,
 		Tokens:     tokens,
-		Ingest:     &collector.Collector{Store: m.db, Tokens: tokens, Logger: m.Logger},
+		Ingest:     ingest,
 		RecorderJS: recorder.JS(),
 		Logger:     m.Logger,
 	})
 	if err != nil {
-		return fmt.Errorf("proxy: %w", err)
+		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	rp, err := replayer.New(replayer.Config{Store: m.db, UI: ui.FS(), Logger: m.Logger})
-	if err != nil {
-		return fmt.Errorf("replayer: %w", err)
-	}
-	if recorder.JS() == nil || !ui.Built() {
-		m.Logger.Warn("browser bundles are not built; run make build")
-	}
+	return px, nil
+}
 
-	m.errc = make(chan error, 2)
-	if m.ProxyURL, err = m.serve(m.Config.Listen, "proxy", px); err != nil {
-		return err
+// collector returns the ingest handler over the store.
+func (m *Main) collector(ctx context.Context) (*collector.Collector, error) {
+	tokens, err := m.tokens()
+	if err != nil {
+		return nil, err
 	}
-	if m.AdminURL, err = m.serve(m.Config.Admin, "admin", rp); err != nil {
-		return err
+	if _, err := m.Config.trustedProxies(); err != nil {
+		return nil, err
 	}
-	return nil
+	if err := m.openStore(ctx); err != nil {
+		return nil, err
+	}
+	return &collector.Collector{Store: m.db, Tokens: tokens, Logger: m.Logger}, nil
+}
+
+// collectorRoutes lists every route of a stand-alone collector.
+func (m *Main) collectorRoutes(ingest http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	// The collector answers 405 for other methods itself, with Allow.
+	mux.Handle(injector.DefaultPrefix+"ingest", ingest)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := m.db.Ping(ctx); err != nil {
+			m.Logger.Warn("store not ready", "err", err)
+			http.Error(w, "store unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+func (m *Main) tokens() (*collector.Tokens, error) {
+	secret, err := m.secret()
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := collector.NewTokens(secret)
+	if err != nil {
+		return nil, fmt.Errorf("secret: %w", err)
+	}
+	return tokens, nil
 }
 
 // serve starts an HTTP server for h on addr and returns its URL.
@@ -166,19 +224,45 @@ func (m *Main) Wait(ctx context.Context) error {
 	}
 }
 
-// Close drains in-flight requests for up to 10 seconds, then closes the
-// store.
+// Close stops every listener at once, waits up to drainTimeout for
+// in-flight requests to finish, then closes the store. A batch still in
+// flight when the store closes is answered 503, never acknowledged.
 func (m *Main) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
-	var errs []error
-	for _, srv := range m.servers {
-		errs = append(errs, srv.Shutdown(ctx))
+	errs := make([]error, len(m.servers)+1)
+	var wg sync.WaitGroup
+	for i, srv := range m.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if errs[i] = srv.Shutdown(ctx); errs[i] != nil {
+				errs[i] = fmt.Errorf("drain: %w", errs[i])
+				srv.Close()
+			}
+		}()
 	}
+	wg.Wait()
 	if m.db != nil {
-		errs = append(errs, m.db.Close())
+		errs[len(m.servers)] = m.db.Close()
 	}
 	return errors.Join(errs...)
+}
+
+// describe tells the operator where the process's listeners are.
+func (m *Main) describe(w io.Writer) {
+	switch {
+	case m.Roles.has(roleProxy):
+		fmt.Fprintf(w, "Loupe is recording %s\n  the site through Loupe: %s\n", m.Config.Upstream, m.ProxyURL)
+		if m.Config.Collector != "" && !m.Roles.has(roleCollector|roleReplayer) {
+			fmt.Fprintf(w, "  ingest forwarded to:    %s\n", m.Config.Collector)
+		}
+	case m.Roles.has(roleCollector):
+		fmt.Fprintf(w, "Loupe collector is up\n  ingest:                 %s%singest\n", m.CollectorURL, injector.DefaultPrefix)
+	}
+	if m.Roles.has(roleReplayer) {
+		fmt.Fprintf(w, "  the replay UI:          %s\n", m.AdminURL)
+	}
 }
 
 // secret returns the configured secret, or the one kept in the data folder,
@@ -242,29 +326,4 @@ func checkReachable(ctx context.Context, u *url.URL) error {
 		return fmt.Errorf("upstream %s is unreachable: %w", u.Redacted(), err)
 	}
 	return conn.Close()
-}
-
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("loupe serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var cfg Config
-	cfg.flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
-	}
-	m := &Main{Config: cfg, Logger: newLogger(stderr)}
-	if err := m.Open(ctx); err != nil {
-		m.Close()
-		return err
-	}
-	defer m.Close()
-	fmt.Fprintf(stdout, "Loupe is recording %s\n  the site through Loupe: %s\n  the replay UI:          %s\n", cfg.Upstream, m.ProxyURL, m.AdminURL)
-	return m.Wait(ctx)
-}
-
-func newLogger(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
