@@ -9,6 +9,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/loupe-dev/loupe/store"
+	"github.com/loupe-dev/loupe/store/storetest"
 )
 
 // BenchmarkAppendBatch appends realistic rrweb batches (one in 20 holds a
@@ -49,7 +50,7 @@ func BenchmarkAppendBatchParallel(b *testing.B) {
 }
 
 func benchBatches() ([]*store.Batch, int64) {
-	bs := rrwebSession("bench", 5, 20)
+	bs := storetest.Recording("bench", 5, 20)
 	var total int64
 	for _, b := range bs {
 		total += int64(len(b.Events))

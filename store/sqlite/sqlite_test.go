@@ -128,7 +128,7 @@ func TestCompressionRatio(t *testing.T) {
 	ctx := context.Background()
 	db := mustOpen(t, filepath.Join(t.TempDir(), "loupe.db"))
 	defer db.Close()
-	bs := rrwebSession("s", 3, 20)
+	bs := storetest.Recording("s", 3, 20)
 	var want []json.RawMessage
 	for _, b := range bs {
 		if err := db.AppendBatch(ctx, b); err != nil {
@@ -299,7 +299,7 @@ func TestWriteEventsStreams(t *testing.T) {
 	ctx := context.Background()
 	db := mustOpen(t, filepath.Join(t.TempDir(), "loupe.db"))
 	defer db.Close()
-	bs := rrwebSession("s", 2, 5)
+	bs := storetest.Recording("s", 2, 5)
 	for _, b := range bs {
 		if err := db.AppendBatch(ctx, b); err != nil {
 			t.Fatalf("append: %v", err)

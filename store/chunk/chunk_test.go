@@ -1,0 +1,149 @@
+package chunk_test
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/loupe-dev/loupe/store"
+	"github.com/loupe-dev/loupe/store/chunk"
+	"github.com/loupe-dev/loupe/store/storetest"
+)
+
+func samples() map[string][]*store.Batch {
+	return map[string][]*store.Batch{
+		"chromium":  storetest.ChromiumSession("c"),
+		"synthetic": storetest.Recording("s", 5, 20),
+	}
+}
+
+// keyframed stores bs as a backend does: the first chunk of at least
+// MinKeyframe bytes is the keyframe, later ones use it as dictionary. It
+// returns the chunks and the keyframe's index (-1 if none).
+type stored struct {
+	data  []byte
+	codec string
+	dict  int // index of the keyframe chunk, -1 if none
+}
+
+func keyframed(bs []*store.Batch) []stored {
+	var out []stored
+	kf := -1
+	var dict []byte
+	for i, b := range bs {
+		var s stored
+		s.dict = -1
+		if kf >= 0 {
+			s.data, s.codec = chunk.Encode(b.Events, dict)
+			s.dict = kf
+		} else {
+			s.data, s.codec = chunk.Encode(b.Events, nil)
+			if len(b.Events) >= chunk.MinKeyframe {
+				kf, dict = i, chunk.Dict(b.Events)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestRoundTrip(t *testing.T) {
+	for name, bs := range samples() {
+		t.Run(name, func(t *testing.T) {
+			cs := keyframed(bs)
+			var d chunk.Decoder
+			defer d.Close()
+			var dict []byte
+			for i, c := range cs {
+				if c.dict >= 0 && dict == nil {
+					kf, err := d.Decode(nil, cs[c.dict].data, cs[c.dict].codec, nil)
+					if err != nil {
+						t.Fatalf("keyframe: %v", err)
+					}
+					dict = chunk.Dict(kf)
+				}
+				got, err := d.Decode(nil, c.data, c.codec, dict)
+				if err != nil {
+					t.Fatalf("chunk %d: %v", i, err)
+				}
+				if !bytes.Equal(got, bs[i].Events) {
+					t.Fatalf("chunk %d: round trip differs", i)
+				}
+				if c.dict >= 0 {
+					if _, err := d.Decode(nil, c.data, c.codec, nil); err == nil {
+						t.Errorf("chunk %d: decoded without its dictionary", i)
+					}
+					if _, err := chunk.Decode(c.data, chunk.Zstd, nil); err == nil {
+						t.Errorf("chunk %d: decoded as plain zstd", i)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestOldChunks(t *testing.T) {
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	src := []byte(`[{"type":4,"data":{"href":"https://x.example/"},"timestamp":1}]`)
+	got, err := chunk.Decode(enc.EncodeAll(src, nil), "zstd", nil)
+	if err != nil || !bytes.Equal(got, src) {
+		t.Errorf("got %q, %v, want %q", got, err, src)
+	}
+	if _, err := chunk.Decode(nil, "gzip", nil); err == nil {
+		t.Errorf("unknown codec: got no error")
+	}
+}
+
+// TestRatios reports the storage ratio of each approach on each sample.
+func TestRatios(t *testing.T) {
+	for name, bs := range samples() {
+		var raw int
+		for _, b := range bs {
+			raw += len(b.Events)
+		}
+		approaches := map[string]func() int{
+			"alone fastest": func() int { return alone(bs, zstd.SpeedFastest) },
+			"alone better":  func() int { return alone(bs, zstd.SpeedBetterCompression) },
+			"keyframe": func() int {
+				n := 0
+				for _, c := range keyframed(bs) {
+					n += len(c.data)
+				}
+				return n
+			},
+		}
+		for a, f := range approaches {
+			n := f()
+			t.Logf("%s, %s: %d → %d bytes, %.1f×", name, a, raw, n, float64(raw)/float64(n))
+		}
+	}
+}
+
+func alone(bs []*store.Batch, level zstd.EncoderLevel) int {
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(level))
+	n := 0
+	for _, b := range bs {
+		n += len(enc.EncodeAll(b.Events, nil))
+	}
+	return n
+}
+
+func BenchmarkEncode(b *testing.B) {
+	bs := storetest.Recording("s", 5, 20)
+	dict := chunk.Dict(bs[0].Events)
+	var total int64
+	for _, x := range bs {
+		total += int64(len(x.Events))
+	}
+	for _, tc := range []struct {
+		name string
+		dict []byte
+	}{{"alone", nil}, {"dict", dict}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(total / int64(len(bs)))
+			for i := 0; b.Loop(); i++ {
+				chunk.Encode(bs[i%len(bs)].Events, tc.dict)
+			}
+		})
+	}
+}
