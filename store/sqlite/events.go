@@ -8,57 +8,73 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/loupe-dev/loupe/store"
+	"github.com/loupe-dev/loupe/store/chunk"
 )
 
-// codecZstd marks a chunk whose data is one zstd frame. The codec column
-// leaves room for another encoding (say, zstd with a trained rrweb
-// dictionary) without rewriting old rows.
-const codecZstd = "zstd"
+// keyframeCacheBytes bounds the dictionaries kept for active sessions:
+// a few hundred sessions of typical (20–100 KB) keyframes.
+const keyframeCacheBytes = 32 << 20
 
-// encoderLevel trades ingest CPU for disk. Measured with
-// BenchmarkCompressLevels on synthetic rrweb batches (21 KB incremental,
-// 63 KB with a full snapshot; one 2-core machine): SpeedFastest 5.9× at
-// ~180 MB/s, SpeedDefault 5.8× at ~100 MB/s, SpeedBetterCompression 6.1× at
-// ~60 MB/s, SpeedBestCompression 6.4× at ~14 MB/s. Fastest beats Default on
-// both counts for inputs this small, and Better buys 3% of disk for three
-// times the CPU. Re-measure on real recordings before changing it; a trained
-// dictionary would gain more than any level.
-const encoderLevel = zstd.SpeedFastest
-
-// The encoder and decoder are shared: EncodeAll and DecodeAll are safe for
-// concurrent use, each running up to GOMAXPROCS calls at once.
-var (
-	encoder = mustEncoder()
-	decoder = mustDecoder()
-)
-
-func mustEncoder() *zstd.Encoder {
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(encoderLevel), zstd.WithEncoderConcurrency(0))
-	if err != nil {
-		panic(err) // only on invalid options
-	}
-	return e
+// encoded is a batch's events as stored.
+type encoded struct {
+	data  []byte
+	codec string
+	// dict is the keyframe data was compressed against; nil if alone.
+	dict *chunk.Keyframe
+	// isKeyframe: compressed alone and large enough to become the
+	// session's keyframe if it has none yet.
+	isKeyframe bool
 }
 
-func mustDecoder() *zstd.Decoder {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
-	if err != nil {
-		panic(err) // only on invalid options
+// encode compresses b's events, against kf if it is not nil.
+func encode(b *store.Batch, kf *chunk.Keyframe) encoded {
+	if kf != nil {
+		data, codec := chunk.Encode(b.Events, kf.Dict)
+		return encoded{data: data, codec: codec, dict: kf}
 	}
-	return d
+	data, codec := chunk.Encode(b.Events, nil)
+	return encoded{data: data, codec: codec, isKeyframe: len(b.Events) >= chunk.MinKeyframe}
 }
 
-func compress(src []byte) []byte {
-	return encoder.EncodeAll(src, make([]byte, 0, len(src)/4))
+// keyframe returns the session's keyframe, from the cache or else read
+// (committed rows only) and decompressed; nil if it has none yet.
+func (db *DB) keyframe(ctx context.Context, session string) (*chunk.Keyframe, error) {
+	if kf, ok := db.keyframes.Get(session); ok {
+		return &kf, nil
+	}
+	var (
+		kf    chunk.Keyframe
+		codec string
+		data  []byte
+	)
+	err := db.read.QueryRowContext(ctx, `
+		SELECT c.page_view_id, c.seq, c.codec, c.data
+		FROM sessions s JOIN chunks c ON c.page_view_id = s.keyframe_page_view_id AND c.seq = s.keyframe_seq
+		WHERE s.id = ?`, session).Scan(&kf.PageViewID, &kf.Seq, &codec, &data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read keyframe: %w", err)
+	}
+	raw, err := chunk.Decode(data, codec, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read keyframe %s/%d: %w", kf.PageViewID, kf.Seq, err)
+	}
+	kf.Dict = chunk.Dict(raw)
+	if len(kf.Dict) < len(raw) {
+		kf.Dict = bytes.Clone(kf.Dict) // let the rest go
+	}
+	db.keyframes.Add(session, kf)
+	return &kf, nil
 }
 
 // WriteEvents writes the session's events to w as one JSON array: the
 // contents of each chunk's array, comma-joined, ordered by the chunk's first
 // event timestamp (then page view, then seq). It decompresses one chunk at a
 // time while reading chunks through a cursor, so memory stays bounded by the
-// largest chunk. It returns store.ErrNotFound, writing nothing, if the
+// largest chunk plus one keyframe dictionary (chunk.MaxDict). It returns store.ErrNotFound, writing nothing, if the
 // session does not exist.
 //
 // The read transaction stays open while w is written to; a slow w holds a
@@ -82,7 +98,7 @@ func (db *DB) WriteEvents(ctx context.Context, id string, w io.Writer) error {
 	}
 
 	rows, err := tx.QueryContext(ctx, `
-		SELECT page_view_id, seq, codec, data FROM chunks
+		SELECT page_view_id, seq, codec, data, dict_page_view_id, dict_seq FROM chunks
 		WHERE session_id = ?
 		ORDER BY first_ts, page_view_id, seq`, id)
 	if err != nil {
@@ -96,20 +112,28 @@ func (db *DB) WriteEvents(ctx context.Context, id string, w io.Writer) error {
 	var (
 		buf   []byte // decompressed chunk, reused
 		wrote bool   // whether an event was written, so the next needs a comma
+		dec   chunk.Decoder
+		dicts dictReader // the one dictionary in use
 	)
+	defer dec.Close()
 	for rows.Next() {
 		var (
 			pageView, codec string
 			seq             int
 			data            sql.RawBytes // valid until the next Next; no copy
+			dictPageView    sql.NullString
+			dictSeq         sql.NullInt64
 		)
-		if err := rows.Scan(&pageView, &seq, &codec, &data); err != nil {
+		if err := rows.Scan(&pageView, &seq, &codec, &data, &dictPageView, &dictSeq); err != nil {
 			return fmt.Errorf("write events %q: %w", id, err)
 		}
-		if codec != codecZstd {
-			return fmt.Errorf("write events %q: chunk %s/%d: unknown codec %q", id, pageView, seq, codec)
+		var dict []byte
+		if dictPageView.Valid {
+			if dict, err = dicts.get(ctx, tx, dictPageView.String, int(dictSeq.Int64)); err != nil {
+				return fmt.Errorf("write events %q: chunk %s/%d: %w", id, pageView, seq, err)
+			}
 		}
-		buf, err = decoder.DecodeAll(data, buf[:0])
+		buf, err = dec.Decode(buf[:0], data, codec, dict)
 		if err != nil {
 			return fmt.Errorf("write events %q: decompress chunk %s/%d: %w", id, pageView, seq, err)
 		}
@@ -137,6 +161,35 @@ func (db *DB) WriteEvents(ctx context.Context, id string, w io.Writer) error {
 		return fmt.Errorf("write events %q: %w", id, err)
 	}
 	return nil
+}
+
+// dictReader reads a keyframe's dictionary, keeping the last one: a
+// session's chunks all name the same keyframe.
+type dictReader struct {
+	pageView string
+	seq      int
+	dict     []byte
+}
+
+func (r *dictReader) get(ctx context.Context, tx *sql.Tx, pageView string, seq int) ([]byte, error) {
+	if r.dict != nil && r.pageView == pageView && r.seq == seq {
+		return r.dict, nil
+	}
+	var codec string
+	var data []byte
+	err := tx.QueryRowContext(ctx, `SELECT codec, data FROM chunks WHERE page_view_id = ? AND seq = ?`, pageView, seq).Scan(&codec, &data)
+	if err != nil {
+		return nil, fmt.Errorf("read keyframe %s/%d: %w", pageView, seq, err)
+	}
+	raw, err := chunk.Decode(data, codec, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read keyframe %s/%d: %w", pageView, seq, err)
+	}
+	r.pageView, r.seq, r.dict = pageView, seq, chunk.Dict(raw)
+	if len(r.dict) < len(raw) {
+		r.dict = bytes.Clone(r.dict) // let the rest go
+	}
+	return r.dict, nil
 }
 
 // arrayContents returns what lies between the outer brackets of the JSON

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loupe-dev/loupe/store"
+	"github.com/loupe-dev/loupe/store/chunk"
 	msqlite "modernc.org/sqlite"
 	sqlitelib "modernc.org/sqlite/lib"
 )
@@ -19,10 +21,10 @@ const (
 	maxLimit     = 1000
 )
 
-// AppendBatch stores b as one compressed chunk and folds its summary into
-// the page view and session rows, all in one transaction. It returns
-// store.ErrDuplicate, storing nothing, if b's page view and sequence number
-// are already stored.
+// AppendBatch stores b as one compressed chunk, its clicks, inputs and
+// errors, and folds its summary into the page view and session rows, all
+// in one transaction. It returns store.ErrDuplicate, storing nothing, if
+// b's page view and sequence number are already stored.
 //
 // A batch with EventCount 0 is stored (so that a retry of it is still a
 // duplicate) but its FirstTS and LastTS are ignored, and its page view does
@@ -33,7 +35,11 @@ func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
 	}
 	// Compress before taking the write connection: the writer is shared by
 	// every appender, compression is not.
-	data := compress(b.Events)
+	kf, err := db.keyframe(ctx, b.SessionID)
+	if err != nil {
+		return fmt.Errorf("append batch: %w", err)
+	}
+	c := encode(b, kf)
 
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -41,11 +47,15 @@ func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
 	}
 	defer tx.Rollback()
 
-	if err := db.appendBatch(ctx, tx, b, data); err != nil {
+	if err := db.appendBatch(ctx, tx, b, &c); err != nil {
 		return fmt.Errorf("append batch: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("append batch: commit: %w", err)
+	}
+	if c.isKeyframe {
+		// Copied: the caller may reuse b.Events.
+		db.keyframes.Add(b.SessionID, chunk.Keyframe{PageViewID: b.PageViewID, Seq: b.Seq, Dict: bytes.Clone(chunk.Dict(b.Events))})
 	}
 	return nil
 }
@@ -63,13 +73,29 @@ func validateBatch(b *store.Batch) error {
 	case b.EventCount < 0:
 		return errors.New("negative count")
 	}
+	// Derived rows belong to the batch's page view; "" stands for it.
+	for i, c := range b.Clicks {
+		if c.PageViewID != "" && c.PageViewID != b.PageViewID {
+			return fmt.Errorf("click %d: page view %q is not the batch's", i, c.PageViewID)
+		}
+	}
+	for i, in := range b.Inputs {
+		if in.PageViewID != "" && in.PageViewID != b.PageViewID {
+			return fmt.Errorf("input %d: page view %q is not the batch's", i, in.PageViewID)
+		}
+	}
+	for i, e := range b.Errors {
+		if e.PageViewID != "" && e.PageViewID != b.PageViewID {
+			return fmt.Errorf("error %d: page view %q is not the batch's", i, e.PageViewID)
+		}
+	}
 	if _, err := arrayContents(b.Events); err != nil {
 		return err
 	}
 	return nil
 }
 
-func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, data []byte) error {
+func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *encoded) error {
 	stmt := func(s *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, s) }
 	// The write transaction began IMMEDIATE, so nothing can slip in between
 	// these checks and the writes below.
@@ -91,6 +117,25 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, data 
 		}
 	}
 
+	// Check the keyframe the chunk was compressed against, or whether this
+	// chunk becomes the keyframe, against the session's row.
+	var kfPageView sql.NullString
+	var kfSeq sql.NullInt64
+	err = stmt(db.stmts.keyframe).QueryRowContext(ctx, b.SessionID).Scan(&kfPageView, &kfSeq)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("look up keyframe: %w", err)
+	}
+	switch {
+	case c.dict != nil && (kfPageView.String != c.dict.PageViewID || kfSeq.Int64 != int64(c.dict.Seq)):
+		// A cached keyframe that is no longer the session's (the session
+		// was deleted and its id reused): compress alone.
+		db.keyframes.Forget(b.SessionID)
+		*c = encode(b, nil)
+		c.isKeyframe = c.isKeyframe && !kfPageView.Valid
+	case c.isKeyframe && kfPageView.Valid:
+		c.isKeyframe = false // another append set one meanwhile
+	}
+
 	// Timestamps only count for batches that hold events.
 	var first, last sql.NullInt64
 	if b.EventCount > 0 {
@@ -101,26 +146,49 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, data 
 	if !b.ReceivedAt.IsZero() {
 		received = sql.NullInt64{Int64: b.ReceivedAt.UnixMilli(), Valid: true}
 	}
-	var urlSeq sql.NullInt64
+	var urlSeq, viewportSeq sql.NullInt64
 	if b.URL != "" {
 		urlSeq = sql.NullInt64{Int64: int64(b.Seq), Valid: true}
 	}
+	if b.ViewportW > 0 || b.ViewportH > 0 {
+		viewportSeq = sql.NullInt64{Int64: int64(b.Seq), Valid: true}
+	}
+	var newKF, dictPageView sql.NullString
+	var newKFSeq, dictSeq sql.NullInt64
+	if c.isKeyframe {
+		newKF = sql.NullString{String: b.PageViewID, Valid: true}
+		newKFSeq = sql.NullInt64{Int64: int64(b.Seq), Valid: true}
+	}
+	if c.dict != nil {
+		dictPageView = sql.NullString{String: c.dict.PageViewID, Valid: true}
+		dictSeq = sql.NullInt64{Int64: int64(c.dict.Seq), Valid: true}
+	}
 
+	cl := b.Client
 	if _, err := stmt(db.stmts.upsertSession).ExecContext(ctx,
-		b.SessionID, first, last, len(b.Clicks), b.EventCount, b.UserAgent,
-		len(b.Events), len(data), received,
+		b.SessionID, first, last, len(b.Clicks), len(b.Inputs), len(b.Errors), b.EventCount,
+		b.UserAgent, len(b.Events), len(c.data), received,
+		cl.Browser, cl.BrowserVersion, cl.OS, cl.Device, cl.Country, cl.IPHash, cl.IP,
+		newKF, newKFSeq,
 	); err != nil {
 		return fmt.Errorf("upsert session: %w", err)
 	}
 
+	var page store.PageInfo
+	if b.Page != nil {
+		page = *b.Page
+	}
 	if _, err := stmt(db.stmts.upsertPageView).ExecContext(ctx,
-		b.PageViewID, b.SessionID, b.URL, urlSeq, first, last, len(b.Clicks), b.EventCount,
+		b.PageViewID, b.SessionID, b.URL, urlSeq, first, last, len(b.Clicks), len(b.Inputs), len(b.Errors), b.EventCount,
+		b.ScrollDepth, b.ViewportW, b.ViewportH, viewportSeq,
+		b.Page != nil, page.Referrer, page.Language, page.UTMSource, page.UTMMedium, page.UTMCampaign, page.UTMTerm, page.UTMContent,
 	); err != nil {
 		return fmt.Errorf("upsert page view: %w", err)
 	}
 
 	if _, err := stmt(db.stmts.insertChunk).ExecContext(ctx,
-		b.PageViewID, b.Seq, b.SessionID, first, last, b.EventCount, len(b.Events), received, codecZstd, data,
+		b.PageViewID, b.Seq, b.SessionID, first, last, b.EventCount, len(b.Events), received, c.codec, c.data,
+		dictPageView, dictSeq,
 	); err != nil {
 		if isUniqueViolation(err) { // unreachable after the check above; kept as a guard
 			return store.ErrDuplicate
@@ -128,8 +196,48 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, data 
 		return fmt.Errorf("insert chunk: %w", err)
 	}
 
+	if err := db.insertDerived(ctx, tx, b); err != nil {
+		return err
+	}
+
 	if _, err := stmt(db.stmts.updateSession).ExecContext(ctx, b.SessionID); err != nil {
 		return fmt.Errorf("update session: %w", err)
+	}
+	return nil
+}
+
+// insertDerived writes the batch's clicks, inputs and errors.
+func (db *DB) insertDerived(ctx context.Context, tx *sql.Tx, b *store.Batch) error {
+	n := max(len(b.Clicks)*6, len(b.Inputs)*4, len(b.Errors)*9)
+	if n == 0 {
+		return nil
+	}
+	args := make([]any, 0, n)
+	if len(b.Clicks) > 0 {
+		for _, c := range b.Clicks {
+			args = append(args, b.SessionID, b.PageViewID, c.At, c.X, c.Y, c.NodeID)
+		}
+		if err := db.stmts.clicks.insert(ctx, tx, args); err != nil {
+			return fmt.Errorf("insert clicks: %w", err)
+		}
+	}
+	if len(b.Inputs) > 0 {
+		args = args[:0]
+		for _, in := range b.Inputs {
+			args = append(args, b.SessionID, b.PageViewID, in.At, in.NodeID)
+		}
+		if err := db.stmts.inputs.insert(ctx, tx, args); err != nil {
+			return fmt.Errorf("insert inputs: %w", err)
+		}
+	}
+	if len(b.Errors) > 0 {
+		args = args[:0]
+		for _, e := range b.Errors {
+			args = append(args, b.SessionID, b.PageViewID, e.At, e.Kind, e.Message, e.Stack, e.Source, e.Line, e.Column)
+		}
+		if err := db.stmts.errors.insert(ctx, tx, args); err != nil {
+			return fmt.Errorf("insert errors: %w", err)
+		}
 	}
 	return nil
 }
@@ -140,7 +248,10 @@ func isUniqueViolation(err error) bool {
 		(e.Code() == sqlitelib.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlitelib.SQLITE_CONSTRAINT_UNIQUE)
 }
 
-const sessionColumns = `id, started_at, ended_at, page_count, click_count, event_count, entry_url, user_agent, bytes, stored_bytes`
+const sessionColumns = `id, started_at, ended_at, page_count, click_count, input_count, error_count, event_count,
+	entry_url, user_agent, bytes, stored_bytes,
+	browser, browser_version, os, device, country, ip_hash, ip,
+	referrer, language, viewport_w, viewport_h, utm_source, utm_medium, utm_campaign`
 
 // Sessions lists sessions, newest first, then by id descending.
 func (db *DB) Sessions(ctx context.Context, f store.SessionFilter) ([]*store.Session, error) {
@@ -196,8 +307,11 @@ func (db *DB) Session(ctx context.Context, id string) (*store.Session, error) {
 func scanSession(row interface{ Scan(...any) error }) (*store.Session, error) {
 	var s store.Session
 	var started, ended sql.NullInt64
-	if err := row.Scan(&s.ID, &started, &ended, &s.PageCount, &s.ClickCount, &s.EventCount,
-		&s.EntryURL, &s.UserAgent, &s.Bytes, &s.StoredBytes); err != nil {
+	c := &s.Client
+	if err := row.Scan(&s.ID, &started, &ended, &s.PageCount, &s.ClickCount, &s.InputCount, &s.ErrorCount, &s.EventCount,
+		&s.EntryURL, &s.UserAgent, &s.Bytes, &s.StoredBytes,
+		&c.Browser, &c.BrowserVersion, &c.OS, &c.Device, &c.Country, &c.IPHash, &c.IP,
+		&s.Referrer, &s.Language, &s.ViewportW, &s.ViewportH, &s.UTMSource, &s.UTMMedium, &s.UTMCampaign); err != nil {
 		return nil, err
 	}
 	s.StartedAt = msTime(started)
@@ -213,30 +327,96 @@ func msTime(ms sql.NullInt64) time.Time {
 	return time.UnixMilli(ms.Int64).UTC()
 }
 
-// Activity returns the session's derived rows.
-//
-// Transitional: page views only, until the derived-row tables arrive in the
-// next migration.
+// Activity returns the session's page views, clicks, inputs and errors,
+// each in time order (then in the order stored), from one snapshot. Each
+// list is empty, not nil, when there is nothing in it.
 func (db *DB) Activity(ctx context.Context, id string) (*store.Activity, error) {
-	if _, err := db.Session(ctx, id); err != nil {
-		return nil, err
-	}
-	rows, err := db.read.QueryContext(ctx,
-		`SELECT id, session_id, url, started_at, ended_at, click_count, event_count
-		 FROM page_views WHERE session_id = ? ORDER BY started_at, id`, id)
+	tx, err := db.read.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("activity: %w", err)
+		return nil, fmt.Errorf("activity %q: %w", id, err)
+	}
+	defer tx.Rollback()
+	var one int
+	err = tx.QueryRowContext(ctx, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("activity %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("activity %q: %w", id, err)
+	}
+
+	a := &store.Activity{PageViews: []*store.PageView{}, Clicks: []store.Click{}, Inputs: []store.Input{}, Errors: []store.JSError{}}
+	// Page views without events yet have no start; they come last.
+	err = query(ctx, tx, `
+		SELECT id, session_id, url, started_at, ended_at, referrer, viewport_w, viewport_h, scroll_depth,
+			click_count, input_count, error_count, event_count
+		FROM page_views WHERE session_id = ? ORDER BY started_at IS NULL, started_at, id`, id,
+		func(rows *sql.Rows) error {
+			pv := &store.PageView{}
+			var start, end sql.NullInt64
+			if err := rows.Scan(&pv.ID, &pv.SessionID, &pv.URL, &start, &end, &pv.Referrer, &pv.ViewportW, &pv.ViewportH, &pv.ScrollDepth,
+				&pv.ClickCount, &pv.InputCount, &pv.ErrorCount, &pv.EventCount); err != nil {
+				return err
+			}
+			pv.StartedAt, pv.EndedAt = msTime(start), msTime(end)
+			a.PageViews = append(a.PageViews, pv)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("activity %q: page views: %w", id, err)
+	}
+	err = query(ctx, tx, `SELECT page_view_id, at, x, y, node_id FROM clicks WHERE session_id = ? ORDER BY at, rowid`, id,
+		func(rows *sql.Rows) error {
+			var c store.Click
+			if err := rows.Scan(&c.PageViewID, &c.At, &c.X, &c.Y, &c.NodeID); err != nil {
+				return err
+			}
+			a.Clicks = append(a.Clicks, c)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("activity %q: clicks: %w", id, err)
+	}
+	err = query(ctx, tx, `SELECT page_view_id, at, node_id FROM inputs WHERE session_id = ? ORDER BY at, rowid`, id,
+		func(rows *sql.Rows) error {
+			var in store.Input
+			if err := rows.Scan(&in.PageViewID, &in.At, &in.NodeID); err != nil {
+				return err
+			}
+			a.Inputs = append(a.Inputs, in)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("activity %q: inputs: %w", id, err)
+	}
+	err = query(ctx, tx, `
+		SELECT page_view_id, at, kind, message, stack, source, line, col
+		FROM js_errors WHERE session_id = ? ORDER BY at, rowid`, id,
+		func(rows *sql.Rows) error {
+			var e store.JSError
+			if err := rows.Scan(&e.PageViewID, &e.At, &e.Kind, &e.Message, &e.Stack, &e.Source, &e.Line, &e.Column); err != nil {
+				return err
+			}
+			a.Errors = append(a.Errors, e)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("activity %q: errors: %w", id, err)
+	}
+	return a, nil
+}
+
+// query runs q and calls scan for each row.
+func query(ctx context.Context, tx *sql.Tx, q string, arg any, scan func(*sql.Rows) error) error {
+	rows, err := tx.QueryContext(ctx, q, arg)
+	if err != nil {
+		return err
 	}
 	defer rows.Close()
-	a := &store.Activity{}
 	for rows.Next() {
-		pv := &store.PageView{}
-		var start, end sql.NullInt64
-		if err := rows.Scan(&pv.ID, &pv.SessionID, &pv.URL, &start, &end, &pv.ClickCount, &pv.EventCount); err != nil {
-			return nil, fmt.Errorf("activity: %w", err)
+		if err := scan(rows); err != nil {
+			return err
 		}
-		pv.StartedAt, pv.EndedAt = time.UnixMilli(start.Int64).UTC(), time.UnixMilli(end.Int64).UTC()
-		a.PageViews = append(a.PageViews, pv)
 	}
-	return a, rows.Err()
+	return rows.Err()
 }

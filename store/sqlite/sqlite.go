@@ -29,6 +29,7 @@ import (
 	"runtime"
 
 	"github.com/loupe-dev/loupe/store"
+	"github.com/loupe-dev/loupe/store/chunk"
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -46,6 +47,8 @@ type DB struct {
 	write *sql.DB // exactly one connection; every write goes through it
 	read  *sql.DB // read-only connections
 	stmts statements
+	// keyframes caches active sessions' keyframes for AppendBatch.
+	keyframes *chunk.Keyframes
 }
 
 // Open opens the SQLite database at path, creating the file and its folder
@@ -62,7 +65,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open store: create folder: %w", err)
 	}
 
-	db := &DB{path: abs}
+	db := &DB{path: abs, keyframes: chunk.NewKeyframes(keyframeCacheBytes)}
 	// _txlock=immediate: a write transaction takes the write lock at BEGIN,
 	// so it never has to upgrade a read lock mid-transaction, which is when
 	// SQLite returns SQLITE_BUSY without honouring busy_timeout.
