@@ -7,6 +7,7 @@
 
 import { record } from '@rrweb/record';
 import { readConfig } from './config';
+import { encodeEvent } from './split';
 import { Uploader } from './uploader';
 
 declare global {
@@ -52,11 +53,22 @@ function start(): void {
   const pv = newID();
   window.__loupe = { pv, stop: noop, flush: noop };
 
-  const up = new Uploader(cfg.ingest, cfg.token, pv);
-  const stopRecording = record({
+  let stopRecording: (() => void) | undefined;
+  // The collector refused the token (expired, session over its limits):
+  // recording on would only fill memory.
+  const onRefused = () => guard(() => stopRecording && stopRecording());
+  const up = new Uploader(
+    cfg.ingest,
+    cfg.token,
+    pv,
+    { referrer: document.referrer, language: navigator.language },
+    onRefused,
+  );
+  stopRecording = record({
     emit: (e) => {
       try {
-        up.add(e);
+        // A mutation burst over the event size cap becomes several events.
+        up.add(encodeEvent(e));
         // Send a page's snapshot right away, compressed, rather than at the
         // next tick: a page left within 5 s would otherwise depend on
         // pagehide beacons, which carry plain JSON of at most 64 KiB in all,
@@ -99,6 +111,7 @@ function start(): void {
     errorHandler: () => true,
   });
   if (!stopRecording) return; // rrweb could not start; it has warned already
+  if (up.stopped) onRefused();
 
   const report = (kind: 'error' | 'rejection', err: unknown, message: unknown, source = '', line = 0, column = 0) => {
     try {
@@ -127,11 +140,15 @@ function start(): void {
   // pagehide is the last event a page reliably gets (also when it enters the
   // back/forward cache, after which it may come back and keep recording).
   const onPageHide = () => guard(() => up.drain());
+  // Back from the back/forward cache, or back online: resume sending.
+  const onResume = () => guard(() => (up.retry(), up.flush()));
   const timer = window.setInterval(flush, FLUSH_MS);
 
   window.addEventListener('error', onError);
   window.addEventListener('unhandledrejection', onRejection);
   window.addEventListener('pagehide', onPageHide);
+  window.addEventListener('pageshow', onResume);
+  window.addEventListener('online', onResume);
   document.addEventListener('visibilitychange', onHidden);
 
   const stop = () =>
@@ -141,6 +158,8 @@ function start(): void {
       window.removeEventListener('error', onError);
       window.removeEventListener('unhandledrejection', onRejection);
       window.removeEventListener('pagehide', onPageHide);
+      window.removeEventListener('pageshow', onResume);
+      window.removeEventListener('online', onResume);
       document.removeEventListener('visibilitychange', onHidden);
       up.flush();
     });
