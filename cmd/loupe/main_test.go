@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -39,13 +40,24 @@ func TestRunErrors(t *testing.T) {
 		{name: "unreachable upstream", args: []string{"serve", "--upstream", "http://" + dead}, want: "is unreachable"},
 		{name: "stray argument", args: []string{"serve", "--upstream", origin.URL, "extra"}, wantUsage: true, want: `unexpected argument "extra"`},
 		{name: "listen address in use", args: []string{"serve", "--upstream", origin.URL, "--listen", busy.Addr().String(), "--admin", "127.0.0.1:0"}, want: "proxy listener"},
+		{name: "mysql database", args: []string{"serve", "--upstream", origin.URL, "--database", "mysql://u:pw@x/db"}, wantUsage: true, want: "is neither empty"},
+		{name: "database password not shown", args: []string{"collector", "--database", "mysql://u:hunter2@x/db"}, wantUsage: true, want: "u:xxxxx@x"},
+		{name: "unreachable postgres", args: []string{"collector", "--listen", "127.0.0.1:0", "--database", "postgres://u:pw@" + dead + "/db?connect_timeout=3"}, want: "is unreachable"},
+		{name: "malformed postgres", args: []string{"replayer", "--admin", "127.0.0.1:0", "--database", "postgres://u@[::1/db"}, want: "database postgres://"},
+		{name: "proxy with malformed collector", args: []string{"proxy", "--upstream", origin.URL, "--collector", "10.0.0.5:8082"}, wantUsage: true, want: `--collector "10.0.0.5:8082" is not an http://`},
+		{name: "bad trusted proxies", args: []string{"collector", "--trusted-proxies", "10.0.0.0/8,nope"}, wantUsage: true, want: `"nope" is not a CIDR`},
+		{name: "collector listen address in use", args: []string{"collector", "--listen", busy.Addr().String()}, want: "collector listener"},
+		{name: "proxy without upstream", args: []string{"proxy", "--collector", "http://127.0.0.1:1"}, wantUsage: true, want: "--upstream is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if strings.Contains(tt.name, "postgres") {
+				requirePostgresStore(t)
+			}
 			var stdout, stderr bytes.Buffer
-			args := append(tt.args, "--data", t.TempDir())
-			if len(tt.args) < 1 || tt.args[0] != "serve" {
-				args = tt.args
+			args := tt.args
+			if len(args) > 0 && args[0] != "frobnicate" {
+				args = append(args, "--data", t.TempDir())
 			}
 			err := run(context.Background(), args, &stdout, &stderr)
 			if err == nil {
@@ -56,6 +68,39 @@ func TestRunErrors(t *testing.T) {
 			}
 			if isUsage := errors.As(err, new(usageError)); isUsage != tt.wantUsage {
 				t.Errorf("got usage error %v, want %v", isUsage, tt.wantUsage)
+			}
+		})
+	}
+}
+
+// TestHelpListsRoleFlags checks that each subcommand offers the flags of
+// its roles and no others.
+func TestHelpListsRoleFlags(t *testing.T) {
+	tests := []struct {
+		cmd       string
+		want, not []string
+	}{
+		{"serve", []string{"-upstream", "-listen", "-admin", "-data", "-database", "-trusted-proxies", "-keep-ip", "-geoip", "LOUPE_DATABASE"}, []string{"-collector"}},
+		{"proxy", []string{"-upstream", "-listen", "-collector", "-data", "-database", "-trusted-proxies", "LOUPE_COLLECTOR"}, []string{"-admin"}},
+		{"collector", []string{"-listen", "-data", "-database", "-trusted-proxies", "-keep-ip", "-geoip", "LOUPE_TRUSTED_PROXIES", "LOUPE_KEEP_IP", "LOUPE_GEOIP"}, []string{"-upstream", "-admin", "-collector"}},
+		{"replayer", []string{"-admin", "-data", "-database"}, []string{"-upstream", "-listen", "-collector", "-trusted-proxies", "-keep-ip", "-geoip"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cmd, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if err := run(context.Background(), []string{tt.cmd, "-h"}, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("got %v, want flag.ErrHelp", err)
+			}
+			help := stderr.String()
+			for _, w := range tt.want {
+				if !strings.Contains(help, w) {
+					t.Errorf("loupe %s -h does not mention %s:\n%s", tt.cmd, w, help)
+				}
+			}
+			for _, n := range tt.not {
+				if strings.Contains(help, "  "+n+" ") || strings.Contains(help, "  "+n+"\n") {
+					t.Errorf("loupe %s -h offers %s, which does not apply:\n%s", tt.cmd, n, help)
+				}
 			}
 		})
 	}
