@@ -37,6 +37,12 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListLimitBounds", testListLimitBounds},
 		{"ConcurrentAppends", testConcurrentAppends},
 		{"Ping", testPing},
+		{"Activity", testActivity},
+		{"Enrichment", testEnrichment},
+		{"ScrollAndViewport", testScrollAndViewport},
+		{"DuplicateDerived", testDuplicateDerived},
+		{"EmptyDerived", testEmptyDerived},
+		{"Compression", testCompression},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -395,6 +401,8 @@ func testNotFound(t *testing.T, s store.Store) {
 		{"Session empty id", func(*bytes.Buffer) error { _, err := s.Session(ctx, ""); return err }},
 		{"WriteEvents", func(w *bytes.Buffer) error { return s.WriteEvents(ctx, "absent", w) }},
 		{"WriteEvents page view id", func(w *bytes.Buffer) error { return s.WriteEvents(ctx, "pa", w) }},
+		{"Activity", func(*bytes.Buffer) error { _, err := s.Activity(ctx, "absent"); return err }},
+		{"Activity page view id", func(*bytes.Buffer) error { _, err := s.Activity(ctx, "pa"); return err }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
