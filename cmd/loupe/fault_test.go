@@ -33,15 +33,7 @@ type backend struct {
 
 var backends = []backend{
 	{"sqlite", func(t *testing.T) string { return "" }},
-	{"postgres", func(t *testing.T) string { requirePostgresStore(t); return pgtest.Start(t).CreateDB(t) }},
-}
-
-// requirePostgresStore skips while the binary has no PostgreSQL store.
-// Temporary: store/postgres is being written alongside.
-func requirePostgresStore(t *testing.T) {
-	if !postgresBuilt {
-		t.Skip("store/postgres is not wired into loupe yet")
-	}
+	{"postgres", func(t *testing.T) string { return pgtest.Start(t).CreateDB(t) }},
 }
 
 // startCollector runs `loupe collector` on addr against database (or
@@ -57,7 +49,6 @@ func startCollector(t *testing.T, addr, database, data string) *proc {
 // with Retry-After, the visitors retry, and once PostgreSQL is back every
 // batch is stored, each once.
 func TestPostgresStoppedUnderLoad(t *testing.T) {
-	requirePostgresStore(t)
 	srv := pgtest.Start(t)
 	dsn := srv.CreateDB(t)
 	data := t.TempDir()
@@ -183,7 +174,6 @@ var dataLoupe = regexp.MustCompile(`data-loupe="([^"]*)"`)
 // forwards ingest to a collector process; proxy B runs its collector in
 // process; all share one PostgreSQL and one secret.
 func TestTwoProxiesOneSession(t *testing.T) {
-	requirePostgresStore(t)
 	dsn := pgtest.Start(t).CreateDB(t)
 	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")

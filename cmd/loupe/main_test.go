@@ -51,9 +51,6 @@ func TestRunErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if strings.Contains(tt.name, "postgres") {
-				requirePostgresStore(t)
-			}
 			var stdout, stderr bytes.Buffer
 			args := tt.args
 			if len(args) > 0 && args[0] != "frobnicate" {

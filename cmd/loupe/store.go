@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -37,12 +38,11 @@ func (m *Main) openStore(ctx context.Context) error {
 	case m.Config.isPostgres():
 		name := redact(m.Config.Database)
 		db, err = openPostgres(ctx, m.Config.Database)
+		if errors.Is(err, errUnreachable) {
+			return fmt.Errorf("database %s is unreachable: %s", name, oneLine(err))
+		}
 		if err != nil {
 			return fmt.Errorf("database %s: %s", name, oneLine(err))
-		}
-		if err := db.Ping(ctx); err != nil {
-			db.Close()
-			return fmt.Errorf("database %s is unreachable: %s", name, oneLine(err))
 		}
 	default:
 		return usageError{fmt.Sprintf("--database %q is neither empty (SQLite in --data) nor a postgres:// URL", redact(m.Config.Database))}
