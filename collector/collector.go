@@ -1,40 +1,83 @@
 // Package collector is Loupe's ingest endpoint. It receives batches of rrweb
 // events from the recorder, proves which session each belongs to from its
 // signed page-view token, validates the events, derives the session summary
-// and acknowledges a batch only once the store has committed it.
+// and its rows (clicks, inputs, errors, scroll depth, viewport, page and
+// client details) and acknowledges a batch only once the store has
+// committed it.
 //
 // # Wire format (version 1)
 //
 // The recorder POSTs one batch per request to <prefix>ingest (by default
-// /__loupe/ingest) on the site's own origin. The body is a JSON object:
+// /__loupe/ingest) on the site's own origin. The body is a JSON object;
+// members may come in any order and unknown members are ignored, so later
+// additions stay version 1 as long as they are optional:
 //
 //	{
-//	  "v":      1,          // protocol version; required, must be 1
-//	  "token":  "…",        // page-view token from the page's recorder tag; required
-//	  "pv":     "…",        // page-view id, 32 hex digits, made by the recorder for
-//	                        // each document it runs in; optional, defaults to the
-//	                        // token's page view (a page restored from the browser's
-//	                        // cache carries an old token, so the recorder's own id
-//	                        // keeps two loads of one cached page apart)
-//	  "seq":    0,          // batch number within the page view, from 0; a retry
-//	                        // resends the same seq and is stored once
-//	  "events": [ … ]       // rrweb events, each {"type", "data", "timestamp"}
+//	  "v":      1,     // protocol version; required, must be 1
+//	  "token":  "…",   // page-view token from the page's recorder tag; required.
+//	                   // Proves the session, its start time and the page view.
+//	  "pv":     "…",   // page-view id, 32 lowercase hex digits, made by the
+//	                   // recorder for each document it runs in; optional,
+//	                   // defaults to the token's page view (a page restored from
+//	                   // the browser's cache carries an old token, so the
+//	                   // recorder's own id keeps two loads of one cached page apart)
+//	  "seq":    0,     // batch number within the page view, an integer from 0;
+//	                   // required. A retry resends the same seq; it is stored once.
+//	  "events": [ … ], // rrweb events, each {"type", "data", "timestamp"}; required,
+//	                   // non-empty, stored byte for byte as received
+//	  "page": {        // optional (added in version 1, 2026-11); read on seq 0 only
+//	    "referrer": "…", // document.referrer, "" if none; kept up to 2 KB
+//	    "language": "…"  // navigator.language, e.g. "en-GB"; kept up to 35 bytes
+//	  }
 //	}
 //
 // Each event must be an object with an integer "type" from 0 to 6 (rrweb's
-// EventType), a positive numeric "timestamp" in Unix milliseconds, and a
-// "data" object. Events are stored as received.
+// EventType), a "timestamp" in Unix milliseconds (a positive number) and a
+// "data" object. Within a batch an event's timestamp may precede the latest
+// earlier one by at most Limits.MaxBackstep (5 s), and no timestamp may be
+// more than Limits.MaxFutureSkew (24 h) ahead of the collector's clock; a
+// violation rejects the batch with 400 naming the event's index (from 0).
 //
 // The body may be gzip-compressed (the recorder uses CompressionStream when
 // the browser has it). It is recognised by "Content-Encoding: gzip" or by
 // the gzip magic bytes, since navigator.sendBeacon cannot set headers.
 //
-// Answers: 204 once the batch is durable (also for a duplicate seq, which is
-// not stored again); 400 for malformed input, with a message; 401 for a
-// missing, forged or expired token; 405 for a method other than POST; 413
-// above MaxBodyBytes (compressed) or MaxEventsBytes (decompressed), naming the
-// limit; 503 while the store is unavailable. Error bodies are JSON:
-// {"error": "message"}.
+// # Answers
+//
+// Every error body is JSON, {"error": "message"}, with a message safe to
+// show; the recorder's handling is in brackets.
+//
+//   - 204 No Content: the batch is durably stored, or was already (a
+//     duplicate seq). [next batch]
+//   - 400 Bad Request: malformed body, batch or event; the message names the
+//     problem and, for an event, its index. [drop the batch]
+//   - 401 Unauthorized: token missing, forged or expired (older than
+//     TokenTTL, 24 h). [stop recording this page]
+//   - 403 Forbidden: a valid token whose session is older than
+//     Limits.MaxSessionLength (12 h by default). The proxy starts a new
+//     session on the next page load; this page's recording is over. [stop]
+//   - 405 Method Not Allowed: not a POST.
+//   - 413 Content Too Large: the body as sent is over Limits.MaxBodyBytes, the
+//     decompressed batch over Limits.MaxBatchBytes, or one event over
+//     Limits.MaxEventBytes; the message gives the limit in bytes. [do not
+//     retry; split events above 1 MiB before sending]
+//   - 415 Unsupported Media Type: a Content-Encoding other than gzip.
+//   - 429 Too Many Requests: the session or the client address is over its
+//     rate (Limits); Retry-After gives the whole seconds to wait. [retry
+//     after that]
+//   - 503 Service Unavailable: the store did not commit the batch;
+//     Retry-After gives seconds. [retry with backoff]
+//
+// Checks run in this order: method, client rate, body size, decoding and
+// event validation, token, session length, session rate, store.
+//
+// # Client details
+//
+// The client address is the request's peer address, or, when the peer is
+// in TrustedProxies, the right-most address of X-Forwarded-For that is not
+// itself trusted. The store receives a keyed hash of it (Tokens.HashIP), the
+// address itself only when KeepIP is set, and its country when GeoIP is set.
+// Browser, version, OS and device class come from the User-Agent.
 package collector
 
 import (
@@ -47,15 +90,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/loupe-dev/loupe/store"
-)
-
-// Default limits.
-const (
-	DefaultMaxBodyBytes   = 4 << 20  // compressed request body
-	DefaultMaxEventsBytes = 32 << 20 // decompressed request body
 )
 
 // Appender is the part of the store the collector writes to.
@@ -63,55 +103,61 @@ type Appender interface {
 	AppendBatch(ctx context.Context, b *store.Batch) error
 }
 
-// Collector serves the ingest endpoint.
+// Collector serves the ingest endpoint. Set its fields before the first
+// request and do not change them afterwards.
 type Collector struct {
-	Store  Appender
-	Tokens *Tokens
+	Store  Appender // required
+	Tokens *Tokens  // required; verifies tokens and keys IP hashes
 
-	// MaxBodyBytes bounds the request body as sent. If zero,
-	// DefaultMaxBodyBytes is used.
-	MaxBodyBytes int64
-	// MaxEventsBytes bounds the body after decompression. If zero,
-	// DefaultMaxEventsBytes is used.
-	MaxEventsBytes int64
+	// Limits bounds sizes, rates and session length; the zero value means
+	// the documented defaults.
+	Limits Limits
+
+	// TrustedProxies are the peers whose X-Forwarded-For is believed (load
+	// balancers, the proxy nodes in front of the collector). If empty, the
+	// peer address is the client.
+	TrustedProxies []netip.Prefix
+	// KeepIP stores the client address in Client.IP. If false, only its
+	// keyed hash is stored.
+	KeepIP bool
+	// GeoIP finds the client's country. If nil, Client.Country is "".
+	GeoIP CountryLookup
 
 	// Logger receives one line per failed request. If nil, slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. If nil, time.Now is used.
 	Now func() time.Time
+
+	init     sync.Once
+	sessions *limiter[string]
+	clients  *limiter[netip.Addr]
+	uaParser *userAgents
 }
 
-// wireBatch is the request body; see the package comment.
-type wireBatch struct {
-	V      int               `json:"v"`
-	Token  string            `json:"token"`
-	PV     string            `json:"pv"`
-	Seq    *int              `json:"seq"`
-	Events []json.RawMessage `json:"events"`
+// uaCacheSize is how many distinct User-Agent strings stay parsed.
+const uaCacheSize = 4096
+
+func (c *Collector) setup() {
+	c.init.Do(func() {
+		l := &c.Limits
+		keys := orDefault(l.LimiterKeys, DefaultLimiterKeys)
+		c.sessions = newLimiter[string](orDefault(l.SessionRate, DefaultSessionRate), orDefault(l.SessionBurst, DefaultSessionBurst), keys)
+		c.clients = newLimiter[netip.Addr](orDefault(l.ClientRate, DefaultClientRate), orDefault(l.ClientBurst, DefaultClientBurst), keys)
+		c.uaParser = newUserAgents(uaCacheSize)
+	})
 }
 
-// wireEvent is the part of an rrweb event the collector validates and reads.
-type wireEvent struct {
-	Type      *int            `json:"type"`
-	Timestamp *float64        `json:"timestamp"`
-	Data      json.RawMessage `json:"data"`
+func (c *Collector) userAgents() *userAgents {
+	c.setup()
+	return c.uaParser
 }
-
-// rrweb event types and sources the summary needs (see rrweb's EventType,
-// IncrementalSource and MouseInteractions enums).
-const (
-	eventIncremental      = 3
-	eventMeta             = 4
-	maxEventType          = 6
-	sourceMouseInteract   = 2
-	mouseInteractionClick = 2
-)
 
 // httpError is an error with a status and a message safe for the client.
 type httpError struct {
-	status int
-	msg    string
-	err    error // for the log; may be nil
+	status     int
+	msg        string
+	retryAfter time.Duration // for 429 and 503
+	err        error         // for the log; may be nil
 }
 
 func (e *httpError) Error() string {
@@ -127,6 +173,9 @@ func errorf(status int, format string, args ...any) *httpError {
 	return &httpError{status: status, msg: fmt.Sprintf(format, args...)}
 }
 
+// storeRetryAfter is the Retry-After of a 503.
+const storeRetryAfter = 5 * time.Second
+
 // ServeHTTP handles one ingest request.
 func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	err := c.ingest(r)
@@ -140,14 +189,17 @@ func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		he = &httpError{status: http.StatusInternalServerError, msg: "internal error", err: err}
 	}
 	c.logger().Warn("ingest rejected", "status", he.status, "err", err, "remote", r.RemoteAddr)
+	h := w.Header()
 	if he.status == http.StatusMethodNotAllowed {
-		w.Header().Set("Allow", "POST")
+		h.Set("Allow", "POST")
 	}
-	if he.status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "5")
+	if he.retryAfter > 0 {
+		// Whole seconds, rounded up, so the client never comes back early.
+		secs := int64((he.retryAfter + time.Second - 1) / time.Second)
+		h.Set("Retry-After", strconv.FormatInt(min(secs, 24*3600), 10))
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(he.status)
 	json.NewEncoder(w).Encode(map[string]string{"error": he.msg})
 }
@@ -156,36 +208,78 @@ func (c *Collector) ingest(r *http.Request) error {
 	if r.Method != http.MethodPost {
 		return errorf(http.StatusMethodNotAllowed, "method %s not allowed; POST a batch", r.Method)
 	}
+	c.setup()
+	now := c.now()
+	ip := clientIP(r, c.TrustedProxies)
+	if ip.IsValid() {
+		if d := c.clients.wait(clientKey(ip), now); d > 0 {
+			return &httpError{status: http.StatusTooManyRequests, msg: "too many requests from this address; retry later", retryAfter: d}
+		}
+	}
 	body, err := c.readBody(r)
 	if err != nil {
 		return err
 	}
-	b, err := c.decode(body)
+	wb, err := decode(body, &c.Limits, now)
 	if err != nil {
 		return err
 	}
-	b.UserAgent = r.UserAgent()
-	b.ReceivedAt = c.now()
+	if wb.token == "" {
+		return errorf(http.StatusUnauthorized, "missing token")
+	}
+	tok, err := c.Tokens.ParsePageViewToken(wb.token)
+	if err != nil {
+		return &httpError{status: http.StatusUnauthorized, msg: "invalid or expired token", err: err}
+	}
+	if !wb.hasSeq {
+		return errorf(http.StatusBadRequest, "seq must be a non-negative integer")
+	}
+	if max := c.Limits.maxSessionLength(); now.Sub(tok.SessionStart) > max {
+		return errorf(http.StatusForbidden, "session is older than the maximum session length of %v; a new page load starts a new session", max)
+	}
+	if d := c.sessions.wait(tok.SessionID, now); d > 0 {
+		return &httpError{status: http.StatusTooManyRequests, msg: "too many batches for this session; retry later", retryAfter: d}
+	}
+
+	b := &wb.batch
+	b.SessionID, b.PageViewID, b.Seq = tok.SessionID, tok.ID, wb.seq
+	if wb.pv != "" {
+		b.PageViewID = wb.pv
+	}
+	for i := range b.Clicks {
+		b.Clicks[i].PageViewID = b.PageViewID
+	}
+	for i := range b.Inputs {
+		b.Inputs[i].PageViewID = b.PageViewID
+	}
+	for i := range b.Errors {
+		b.Errors[i].PageViewID = b.PageViewID
+	}
+	if b.Seq == 0 && (wb.page != nil || b.URL != "") {
+		b.Page = wb.page
+		if b.Page == nil {
+			b.Page = &store.PageInfo{}
+		}
+		utm(b.Page, b.URL)
+	}
+	ua := r.UserAgent()
+	b.UserAgent = cut(ua, maxUserAgent)
+	b.Client = c.enrich(ip, b.UserAgent)
+	b.ReceivedAt = now
+
 	switch err := c.Store.AppendBatch(r.Context(), b); {
 	case err == nil, errors.Is(err, store.ErrDuplicate):
 		return nil
 	case r.Context().Err() != nil:
 		return &httpError{status: 499, msg: "client went away", err: err}
 	default:
-		return &httpError{status: http.StatusServiceUnavailable, msg: "storage unavailable, retry later", err: err}
+		return &httpError{status: http.StatusServiceUnavailable, msg: "storage unavailable, retry later", retryAfter: storeRetryAfter, err: err}
 	}
 }
 
 // readBody reads the request body within the limits, decompressing gzip.
 func (c *Collector) readBody(r *http.Request) ([]byte, error) {
-	maxBody := c.MaxBodyBytes
-	if maxBody <= 0 {
-		maxBody = DefaultMaxBodyBytes
-	}
-	maxEvents := c.MaxEventsBytes
-	if maxEvents <= 0 {
-		maxEvents = DefaultMaxEventsBytes
-	}
+	maxBody, maxBatch := c.Limits.maxBodyBytes(), c.Limits.maxBatchBytes()
 	if r.ContentLength > maxBody {
 		return nil, errorf(http.StatusRequestEntityTooLarge, "body of %d bytes exceeds the limit of %d bytes", r.ContentLength, maxBody)
 	}
@@ -202,107 +296,21 @@ func (c *Collector) readBody(r *http.Request) ([]byte, error) {
 		if err != nil {
 			return nil, &httpError{status: http.StatusBadRequest, msg: "body is not valid gzip", err: err}
 		}
-		out, err := io.ReadAll(io.LimitReader(zr, maxEvents+1))
+		out, err := io.ReadAll(io.LimitReader(zr, maxBatch+1))
+		if int64(len(out)) > maxBatch {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "decompressed batch exceeds the limit of %d bytes", maxBatch)
+		}
 		if err != nil {
 			return nil, &httpError{status: http.StatusBadRequest, msg: "body is not valid gzip", err: err}
 		}
-		if int64(len(out)) > maxEvents {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "decompressed body exceeds the limit of %d bytes", maxEvents)
-		}
 		return out, nil
 	case enc == "" || enc == "identity":
+		if int64(len(raw)) > maxBatch {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "batch exceeds the limit of %d bytes", maxBatch)
+		}
 		return raw, nil
 	default:
 		return nil, errorf(http.StatusUnsupportedMediaType, "content encoding %q not supported; use gzip or none", enc)
-	}
-}
-
-// decode parses and validates a batch and derives its summary.
-func (c *Collector) decode(body []byte) (*store.Batch, error) {
-	var wb wireBatch
-	if err := json.Unmarshal(body, &wb); err != nil {
-		return nil, &httpError{status: http.StatusBadRequest, msg: "body is not a JSON batch", err: err}
-	}
-	if wb.V != 1 {
-		return nil, errorf(http.StatusBadRequest, "unsupported protocol version %d; want 1", wb.V)
-	}
-	if wb.Token == "" {
-		return nil, errorf(http.StatusUnauthorized, "missing token")
-	}
-	sid, pv, err := c.Tokens.ParsePageViewToken(wb.Token)
-	if err != nil {
-		return nil, &httpError{status: http.StatusUnauthorized, msg: "invalid or expired token", err: err}
-	}
-	if wb.PV != "" {
-		if !validID(wb.PV) {
-			return nil, errorf(http.StatusBadRequest, "pv must be 32 hex digits")
-		}
-		pv = wb.PV
-	}
-	if wb.Seq == nil || *wb.Seq < 0 {
-		return nil, errorf(http.StatusBadRequest, "seq must be a non-negative integer")
-	}
-	if len(wb.Events) == 0 {
-		return nil, errorf(http.StatusBadRequest, "events must be a non-empty array")
-	}
-	b := &store.Batch{SessionID: sid, PageViewID: pv, Seq: *wb.Seq, EventCount: len(wb.Events)}
-	var buf bytes.Buffer
-	buf.Grow(len(body))
-	buf.WriteByte('[')
-	for i, raw := range wb.Events {
-		var ev wireEvent
-		if err := json.Unmarshal(raw, &ev); err != nil {
-			return nil, errorf(http.StatusBadRequest, "event %d is not an object", i)
-		}
-		if ev.Type == nil || *ev.Type < 0 || *ev.Type > maxEventType {
-			return nil, errorf(http.StatusBadRequest, "event %d has no valid type", i)
-		}
-		if ev.Timestamp == nil || *ev.Timestamp <= 0 {
-			return nil, errorf(http.StatusBadRequest, "event %d has no valid timestamp", i)
-		}
-		if len(ev.Data) == 0 || ev.Data[0] != '{' {
-			return nil, errorf(http.StatusBadRequest, "event %d has no data object", i)
-		}
-		ts := int64(*ev.Timestamp)
-		if b.FirstTS == 0 || ts < b.FirstTS {
-			b.FirstTS = ts
-		}
-		if ts > b.LastTS {
-			b.LastTS = ts
-		}
-		summarize(b, *ev.Type, ts, ev.Data)
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.Write(raw)
-	}
-	buf.WriteByte(']')
-	b.Events = buf.Bytes()
-	return b, nil
-}
-
-// summarize adds what one event contributes to the session summary.
-func summarize(b *store.Batch, typ int, ts int64, data json.RawMessage) {
-	switch typ {
-	case eventMeta:
-		if b.URL != "" {
-			return
-		}
-		var m struct {
-			Href string `json:"href"`
-		}
-		if json.Unmarshal(data, &m) == nil {
-			b.URL = m.Href
-		}
-	case eventIncremental:
-		var m struct {
-			Source *int `json:"source"`
-			Type   *int `json:"type"`
-		}
-		if json.Unmarshal(data, &m) == nil && m.Source != nil && m.Type != nil &&
-			*m.Source == sourceMouseInteract && *m.Type == mouseInteractionClick {
-			b.Clicks = append(b.Clicks, store.Click{PageViewID: b.PageViewID, At: ts})
-		}
 	}
 }
 

@@ -171,7 +171,8 @@ func TestInjectsEveryEncoding(t *testing.T) {
 			if !bytes.Contains(html, []byte(`class="rr-block"`)) || !bytes.Contains(html, []byte(`class="rr-mask"`)) {
 				t.Errorf("fields not marked: %s", html)
 			}
-			sid, _, err := tk.ParsePageViewToken(cfg["token"].(string))
+			tokPV, err := tk.ParsePageViewToken(cfg["token"].(string))
+			sid := tokPV.SessionID
 			if err != nil {
 				t.Fatalf("injected token does not verify: %v", err)
 			}
@@ -184,8 +185,8 @@ func TestInjectsEveryEncoding(t *testing.T) {
 			if cookie == nil || !cookie.HttpOnly || cookie.Path != "/" {
 				t.Fatalf("got session cookie %v, want an HttpOnly cookie for /", cookie)
 			}
-			if got, err := tk.ParseSessionCookie(cookie.Value); err != nil || got != sid {
-				t.Fatalf("cookie proves session %q (%v), token proves %q", got, err, sid)
+			if got, err := tk.ParseSessionCookie(cookie.Value); err != nil || got.ID != sid || !got.Start.Equal(tokPV.SessionStart) {
+				t.Fatalf("cookie proves session %+v (%v), token proves %q started %v", got, err, sid, tokPV.SessionStart)
 			}
 		})
 	}
@@ -200,11 +201,12 @@ func TestSessionContinuesAndCookieStaysWithLoupe(t *testing.T) {
 	}), nil)
 
 	resp, body := get(t, srv.URL+"/a", nil)
-	sid1, _, _ := tk.ParsePageViewToken(tagConfig(t, body)["token"].(string))
+	sid1 := tokenOf(t, tk, body).SessionID
 	cookie := resp.Cookies()[0]
 
 	_, body = get(t, srv.URL+"/b", map[string]string{"Cookie": "theme=dark; " + cookie.Name + "=" + cookie.Value + "; cart=3"})
-	sid2, pv2, _ := tk.ParsePageViewToken(tagConfig(t, body)["token"].(string))
+	tok2 := tokenOf(t, tk, body)
+	sid2, pv2 := tok2.SessionID, tok2.ID
 	if sid1 == "" || sid2 != sid1 {
 		t.Fatalf("second page in session %q, first in %q: want one session", sid2, sid1)
 	}
@@ -214,10 +216,56 @@ func TestSessionContinuesAndCookieStaysWithLoupe(t *testing.T) {
 
 	// A forged cookie starts a new session rather than joining one.
 	_, body = get(t, srv.URL+"/c", map[string]string{"Cookie": cookie.Name + "=" + sid1 + ".1.AAAA"})
-	sid3, pv3, _ := tk.ParsePageViewToken(tagConfig(t, body)["token"].(string))
-	if sid3 == sid1 || pv3 == pv2 {
+	tok3 := tokenOf(t, tk, body)
+	if sid3, pv3 := tok3.SessionID, tok3.ID; sid3 == sid1 || pv3 == pv2 {
 		t.Fatalf("forged cookie joined session %q", sid3)
 	}
+}
+
+// tokenOf returns what the page-view token in a recorded page proves.
+func tokenOf(tb testing.TB, tk *collector.Tokens, body []byte) collector.PageView {
+	tb.Helper()
+	pv, err := tk.ParsePageViewToken(tagConfig(tb, body)["token"].(string))
+	if err != nil {
+		tb.Fatalf("page token does not verify: %v", err)
+	}
+	return pv
+}
+
+func TestSessionRollsOverAfterMaxLength(t *testing.T) {
+	srv, tk := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, page)
+	}), nil)
+	now := time.Unix(1_700_000_000, 0)
+	tk.Now = func() time.Time { return now }
+	tk.MaxSessionLength = time.Hour
+
+	resp, body := get(t, srv.URL+"/a", nil)
+	first := tokenOf(t, tk, body)
+	// Keep the session busy (never idle) until it is over its length.
+	for i := 0; i < 4; i++ {
+		now = now.Add(20 * time.Minute)
+		var cookie *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == DefaultCookieName {
+				cookie = c
+			}
+		}
+		resp, body = get(t, srv.URL+"/b", map[string]string{"Cookie": cookie.Name + "=" + cookie.Value})
+		got := tokenOf(t, tk, body)
+		age := now.Sub(first.SessionStart)
+		if wantSame := age <= time.Hour; (got.SessionID == first.SessionID) != wantSame {
+			t.Fatalf("at session age %v: got session %q (first %q), want same=%v", age, got.SessionID, first.SessionID, wantSame)
+		}
+		if got.SessionID != first.SessionID && !got.SessionStart.Equal(now) {
+			t.Fatalf("new session starts at %v, want %v", got.SessionStart, now)
+		}
+		if got.SessionID != first.SessionID {
+			return
+		}
+	}
+	t.Fatal("session never rolled over")
 }
 
 func TestPassThroughByteForByte(t *testing.T) {

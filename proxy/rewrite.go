@@ -79,13 +79,13 @@ func (p *Proxy) inject(resp *http.Response) error {
 	if err != nil {
 		return fmt.Errorf("decode %s body: %w", enc, err)
 	}
-	sid, cookie := p.session(resp)
+	sess, cookie := p.session(resp)
 	var html bytes.Buffer
 	html.Grow(len(page) + 1024)
 	pv := collector.NewID()
 	err = p.cfg.Injector.Rewrite(&html, bytes.NewReader(page), injector.Page{
 		PageViewID: pv,
-		Token:      p.cfg.Tokens.PageViewToken(sid, pv),
+		Token:      p.cfg.Tokens.PageViewToken(sess, pv),
 	})
 	if err != nil {
 		return fmt.Errorf("rewrite: %w", err)
@@ -110,17 +110,18 @@ func (p *Proxy) inject(resp *http.Response) error {
 	return nil
 }
 
-// session returns the visitor's session id, continuing the one its cookie
-// proves or starting a new one, and the cookie that renews it.
-func (p *Proxy) session(resp *http.Response) (string, *http.Cookie) {
+// session returns the visitor's session, continuing the one its cookie
+// proves or starting a new one (no valid cookie, idle too long, or older than
+// the maximum session length), and the cookie that renews it.
+func (p *Proxy) session(resp *http.Response) (collector.Session, *http.Cookie) {
 	v, _ := resp.Request.Context().Value(sessionCookieKey{}).(string)
-	sid, err := p.cfg.Tokens.ParseSessionCookie(v)
+	sess, err := p.cfg.Tokens.ParseSessionCookie(v)
 	if err != nil {
-		sid = collector.NewID()
+		sess = p.cfg.Tokens.NewSession()
 	}
-	return sid, &http.Cookie{
+	return sess, &http.Cookie{
 		Name:     p.cfg.CookieName,
-		Value:    p.cfg.Tokens.SessionCookie(sid),
+		Value:    p.cfg.Tokens.SessionCookie(sess),
 		Path:     "/",
 		MaxAge:   int(collector.IdleTimeout.Seconds()),
 		HttpOnly: true,
