@@ -9,42 +9,69 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
-	"github.com/klauspost/compress/zstd"
 	"github.com/loupe-dev/loupe/store"
+	"github.com/loupe-dev/loupe/store/chunk"
 )
 
-// codecZstd marks a chunk whose data is one zstd frame, as in store/sqlite:
-// chunks are encoded identically in both backends.
-const codecZstd = "zstd"
+// keyframeCacheBytes bounds the dictionaries kept for active sessions:
+// a few hundred sessions of typical (20–100 KB) keyframes.
+const keyframeCacheBytes = 32 << 20
 
-// encoderLevel is store/sqlite's; see BenchmarkCompressLevels there.
-const encoderLevel = zstd.SpeedFastest
-
-// The encoder and decoder are shared: EncodeAll and DecodeAll are safe for
-// concurrent use.
-var (
-	encoder = mustEncoder()
-	decoder = mustDecoder()
-)
-
-func mustEncoder() *zstd.Encoder {
-	e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(encoderLevel), zstd.WithEncoderConcurrency(0))
-	if err != nil {
-		panic(err) // only on invalid options
-	}
-	return e
+// encoded is a batch's events as stored, encoded by store/chunk exactly as
+// store/sqlite does.
+type encoded struct {
+	data  []byte
+	codec string
+	// dict is the keyframe data was compressed against; nil if alone.
+	dict *chunk.Keyframe
+	// isKeyframe: compressed alone and large enough to become the
+	// session's keyframe if it has none yet.
+	isKeyframe bool
 }
 
-func mustDecoder() *zstd.Decoder {
-	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0))
-	if err != nil {
-		panic(err) // only on invalid options
+// encode compresses b's events, against kf if it is not nil.
+func encode(b *store.Batch, kf *chunk.Keyframe) encoded {
+	if kf != nil {
+		data, codec := chunk.Encode(b.Events, kf.Dict)
+		return encoded{data: data, codec: codec, dict: kf}
 	}
-	return d
+	data, codec := chunk.Encode(b.Events, nil)
+	return encoded{data: data, codec: codec, isKeyframe: len(b.Events) >= chunk.MinKeyframe}
 }
 
-func compress(src []byte) []byte {
-	return encoder.EncodeAll(src, make([]byte, 0, len(src)/4))
+// keyframe returns the session's keyframe, from this process's cache or
+// else read (committed rows only) and decompressed; nil if it has none yet.
+// Another node may set the keyframe meanwhile; AppendBatch checks against
+// the session row under its lock.
+func (db *DB) keyframe(ctx context.Context, session string) (*chunk.Keyframe, error) {
+	if kf, ok := db.keyframes.Get(session); ok {
+		return &kf, nil
+	}
+	var (
+		kf    chunk.Keyframe
+		codec string
+		data  []byte
+	)
+	err := db.pool.QueryRow(ctx, `
+		SELECT c.page_view_id, c.seq, c.codec, c.data
+		FROM sessions s JOIN chunks c ON c.page_view_id = s.keyframe_page_view_id AND c.seq = s.keyframe_seq
+		WHERE s.id = $1`, session).Scan(&kf.PageViewID, &kf.Seq, &codec, &data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read keyframe: %w", err)
+	}
+	raw, err := chunk.Decode(data, codec, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read keyframe %s/%d: %w", kf.PageViewID, kf.Seq, err)
+	}
+	kf.Dict = chunk.Dict(raw)
+	if len(kf.Dict) < len(raw) {
+		kf.Dict = bytes.Clone(kf.Dict) // let the rest go
+	}
+	db.keyframes.Add(session, kf)
+	return &kf, nil
 }
 
 // WriteEvents writes the session's events to w as one JSON array: the
@@ -52,7 +79,8 @@ func compress(src []byte) []byte {
 // event timestamp (chunks without events first, as in SQLite), then page
 // view, then seq. pgx reads the rows off the connection as they are
 // iterated, and each chunk is decompressed on its own, so memory stays
-// bounded by the largest chunk. It returns store.ErrNotFound, writing
+// bounded by the largest chunk plus the session's keyframe dictionary
+// (chunk.MaxDict), read before the chunks. It returns store.ErrNotFound, writing
 // nothing, if the session does not exist.
 //
 // The read transaction, and its connection, stay open while w is written to.
@@ -73,8 +101,15 @@ func (db *DB) WriteEvents(ctx context.Context, id string, w io.Writer) error {
 		return fmt.Errorf("write events %q: %w", id, err)
 	}
 
+	// The dictionaries come first: the connection cannot run a query while
+	// the chunks' cursor is open. A session's chunks all name its keyframe.
+	dicts, err := readDicts(ctx, tx, id)
+	if err != nil {
+		return fmt.Errorf("write events %q: %w", id, err)
+	}
+
 	rows, err := tx.Query(ctx, `
-		SELECT page_view_id, seq, codec, data FROM chunks
+		SELECT page_view_id, seq, codec, data, dict_page_view_id, dict_seq FROM chunks
 		WHERE session_id = $1
 		ORDER BY first_ts NULLS FIRST, page_view_id, seq`, id)
 	if err != nil {
@@ -88,20 +123,28 @@ func (db *DB) WriteEvents(ctx context.Context, id string, w io.Writer) error {
 	var (
 		buf   []byte // decompressed chunk, reused
 		wrote bool   // whether an event was written, so the next needs a comma
+		dec   chunk.Decoder
 	)
+	defer dec.Close()
 	for rows.Next() {
 		var (
 			pageView, codec string
 			seq             int
 			data            pgtype.DriverBytes // valid until the next Next; no copy
+			dictPageView    *string
+			dictSeq         *int
 		)
-		if err := rows.Scan(&pageView, &seq, &codec, &data); err != nil {
+		if err := rows.Scan(&pageView, &seq, &codec, &data, &dictPageView, &dictSeq); err != nil {
 			return fmt.Errorf("write events %q: %w", id, err)
 		}
-		if codec != codecZstd {
-			return fmt.Errorf("write events %q: chunk %s/%d: unknown codec %q", id, pageView, seq, codec)
+		var dict []byte
+		if dictPageView != nil && dictSeq != nil {
+			var ok bool
+			if dict, ok = dicts[chunkKey{*dictPageView, *dictSeq}]; !ok {
+				return fmt.Errorf("write events %q: chunk %s/%d: keyframe %s/%d missing", id, pageView, seq, *dictPageView, *dictSeq)
+			}
 		}
-		buf, err = decoder.DecodeAll(data, buf[:0])
+		buf, err = dec.Decode(buf[:0], data, codec, dict)
 		if err != nil {
 			return fmt.Errorf("write events %q: decompress chunk %s/%d: %w", id, pageView, seq, err)
 		}
@@ -129,6 +172,49 @@ func (db *DB) WriteEvents(ctx context.Context, id string, w io.Writer) error {
 		return fmt.Errorf("write events %q: %w", id, err)
 	}
 	return nil
+}
+
+type chunkKey struct {
+	pageView string
+	seq      int
+}
+
+// readDicts returns the dictionaries of the keyframes the session's chunks
+// name: normally one, none for a session without dictionary chunks.
+func readDicts(ctx context.Context, tx pgx.Tx, session string) (map[chunkKey][]byte, error) {
+	rows, err := tx.Query(ctx, `
+		SELECT page_view_id, seq, codec, data FROM chunks
+		WHERE (page_view_id, seq) IN (
+			SELECT DISTINCT dict_page_view_id, dict_seq FROM chunks
+			WHERE session_id = $1 AND dict_page_view_id IS NOT NULL)`, session)
+	if err != nil {
+		return nil, fmt.Errorf("read keyframes: %w", err)
+	}
+	defer rows.Close()
+	dicts := map[chunkKey][]byte{}
+	for rows.Next() {
+		var (
+			k     chunkKey
+			codec string
+			data  pgtype.DriverBytes
+		)
+		if err := rows.Scan(&k.pageView, &k.seq, &codec, &data); err != nil {
+			return nil, fmt.Errorf("read keyframes: %w", err)
+		}
+		raw, err := chunk.Decode(data, codec, nil)
+		if err != nil {
+			return nil, fmt.Errorf("read keyframe %s/%d: %w", k.pageView, k.seq, err)
+		}
+		d := chunk.Dict(raw)
+		if len(d) < len(raw) {
+			d = bytes.Clone(d) // let the rest go
+		}
+		dicts[k] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read keyframes: %w", err)
+	}
+	return dicts, nil
 }
 
 // arrayContents returns what lies between the outer brackets of the JSON

@@ -1,7 +1,7 @@
 // Package postgres is Loupe's store for scale-out: a store.Store on a
 // PostgreSQL database, through pgx, that any number of collector and replay
 // nodes share. It mirrors store/sqlite: the same schema (in PostgreSQL
-// types), the same summary rules, the same chunk encoding, and the same
+// types), the same summary rules, the same chunk encoding (store/chunk), and the same
 // conformance suite (store/storetest).
 //
 // Concurrency: every AppendBatch is one READ COMMITTED transaction that
@@ -24,6 +24,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/loupe-dev/loupe/store"
+	"github.com/loupe-dev/loupe/store/chunk"
 )
 
 var _ store.Store = (*DB)(nil)
@@ -39,6 +40,8 @@ const (
 // use.
 type DB struct {
 	pool *pgxpool.Pool
+	// keyframes caches active sessions' keyframes for AppendBatch.
+	keyframes *chunk.Keyframes
 }
 
 // Open connects to the database at dsn (a postgres:// URL or key=value
@@ -62,7 +65,7 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	db := &DB{pool: pool}
+	db := &DB{pool: pool, keyframes: chunk.NewKeyframes(keyframeCacheBytes)}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open store: %w", err)
