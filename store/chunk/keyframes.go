@@ -3,18 +3,40 @@ package chunk
 import (
 	"container/list"
 	"sync"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Keyframe is a session's keyframe as an appender needs it.
 type Keyframe struct {
 	PageViewID string
 	Seq        int
-	Dict       []byte // Dict of the keyframe's raw events
+	Dict       []byte // Dict of the keyframe's raw events; not modified
+
+	once sync.Once
+	enc  *zstd.Encoder
+}
+
+// encoderBytes is roughly what an encoder with a dictionary holds (its
+// hash tables and history, SpeedFastest), counted against a cache's
+// MaxBytes.
+const encoderBytes = 1 << 20
+
+// Encode compresses a later chunk of the keyframe's session against it,
+// like Encode(events, k.Dict), but with an encoder kept for this keyframe:
+// loading a dictionary into an encoder costs about as much as compressing
+// a batch. Safe for concurrent use; concurrent calls take turns.
+func (k *Keyframe) Encode(events []byte) (data []byte, codec string) {
+	k.once.Do(func() {
+		k.enc = mustEncoder(zstd.WithEncoderLevel(levelDict), zstd.WithEncoderConcurrency(1),
+			zstd.WithEncoderDictRaw(dictID, k.Dict))
+	})
+	return k.enc.EncodeAll(events, make([]byte, 0, len(events)/8+64)), ZstdDict
 }
 
 // Keyframes is a cache of the keyframes of recently active sessions, so
 // that an append need not read and decompress its session's keyframe. It
-// holds at most MaxBytes of dictionaries, evicting the least recently
+// holds at most MaxBytes of dictionaries and their encoders, evicting the least recently
 // used. A keyframe never changes once stored, so entries are never stale
 // while their session exists; a backend that deletes sessions calls Forget.
 // It is safe for concurrent use; the zero value caches nothing.
@@ -29,31 +51,32 @@ type Keyframes struct {
 
 type kfEntry struct {
 	session string
-	kf      Keyframe
+	kf      *Keyframe
 }
 
-// NewKeyframes returns a cache holding at most maxBytes of dictionaries.
+// NewKeyframes returns a cache holding at most maxBytes of dictionaries
+// and encoders.
 func NewKeyframes(maxBytes int) *Keyframes {
 	return &Keyframes{MaxBytes: maxBytes}
 }
 
-// Get returns the session's cached keyframe.
-func (c *Keyframes) Get(session string) (Keyframe, bool) {
+// Get returns the session's cached keyframe, or nil.
+func (c *Keyframes) Get(session string) *Keyframe {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.index[session]
 	if !ok {
-		return Keyframe{}, false
+		return nil
 	}
 	c.order.MoveToFront(el)
-	return el.Value.(*kfEntry).kf, true
+	return el.Value.(*kfEntry).kf
 }
 
 // Add caches the session's keyframe.
-func (c *Keyframes) Add(session string, kf Keyframe) {
+func (c *Keyframes) Add(session string, kf *Keyframe) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(kf.Dict) > c.MaxBytes {
+	if size(kf) > c.MaxBytes {
 		return
 	}
 	if c.index == nil {
@@ -64,7 +87,7 @@ func (c *Keyframes) Add(session string, kf Keyframe) {
 		c.remove(el)
 	}
 	c.index[session] = c.order.PushFront(&kfEntry{session: session, kf: kf})
-	c.bytes += len(kf.Dict)
+	c.bytes += size(kf)
 	for c.bytes > c.MaxBytes {
 		c.remove(c.order.Back())
 	}
@@ -82,5 +105,7 @@ func (c *Keyframes) Forget(session string) {
 func (c *Keyframes) remove(el *list.Element) {
 	e := c.order.Remove(el).(*kfEntry)
 	delete(c.index, e.session)
-	c.bytes -= len(e.kf.Dict)
+	c.bytes -= size(e.kf)
 }
+
+func size(kf *Keyframe) int { return len(kf.Dict) + encoderBytes }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -64,6 +65,18 @@ func renamed(b *store.Batch, r int) *store.Batch {
 	c := *b
 	c.SessionID = fmt.Sprintf("%s-%d", b.SessionID, r)
 	c.PageViewID = fmt.Sprintf("%s-%d", b.PageViewID, r)
+	c.Clicks = slices.Clone(b.Clicks)
+	for i := range c.Clicks {
+		c.Clicks[i].PageViewID = c.PageViewID
+	}
+	c.Inputs = slices.Clone(b.Inputs)
+	for i := range c.Inputs {
+		c.Inputs[i].PageViewID = c.PageViewID
+	}
+	c.Errors = slices.Clone(b.Errors)
+	for i := range c.Errors {
+		c.Errors[i].PageViewID = c.PageViewID
+	}
 	return &c
 }
 
