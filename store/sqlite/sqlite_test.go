@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/loupe-dev/loupe/store"
 	"github.com/loupe-dev/loupe/store/sqlite"
 	"github.com/loupe-dev/loupe/store/storetest"
@@ -329,4 +331,69 @@ type countWriter struct {
 func (w *countWriter) Write(p []byte) (int, error) {
 	w.max = max(w.max, len(p))
 	return w.buf.Write(p)
+}
+
+// TestUpgradeFrom0001 opens a database written at schema version 1, with
+// chunks compressed alone (codec zstd, no keyframe), and checks that they
+// stay readable next to chunks appended after the upgrade.
+func TestUpgradeFrom0001(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "loupe.db")
+	init1, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := storetest.Batch("s", "p1", 0, 1_699_999_000_000, 20, 100, "https://x.example/", 2)
+	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+	data := enc.EncodeAll(old.Events, nil)
+	raw := rawDB(t, path)
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`,
+		string(init1),
+		`INSERT INTO schema_migrations VALUES (1, '0001_init.sql', 0)`,
+		fmt.Sprintf(`INSERT INTO sessions (id, started_at, ended_at, page_count, click_count, event_count, entry_url, bytes, stored_bytes)
+			VALUES ('s', %d, %d, 1, 2, 20, 'https://x.example/', %d, %d)`, old.FirstTS, old.LastTS, len(old.Events), len(data)),
+		fmt.Sprintf(`INSERT INTO page_views (id, session_id, url, url_seq, started_at, ended_at, click_count, event_count)
+			VALUES ('p1', 's', 'https://x.example/', 0, %d, %d, 2, 20)`, old.FirstTS, old.LastTS),
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("exec %.60q: %v", q, err)
+		}
+	}
+	if _, err := raw.Exec(`INSERT INTO chunks (page_view_id, seq, session_id, first_ts, last_ts, event_count, raw_bytes, codec, data)
+		VALUES ('p1', 0, 's', ?, ?, 20, ?, 'zstd', ?)`, old.FirstTS, old.LastTS, len(old.Events), data); err != nil {
+		t.Fatalf("insert chunk: %v", err)
+	}
+	raw.Close()
+
+	db := mustOpen(t, path)
+	defer db.Close()
+	later := storetest.Recording("s", 1, 3)
+	for _, b := range later {
+		if err := db.AppendBatch(ctx, b); err != nil {
+			t.Fatalf("append after upgrade: %v", err)
+		}
+	}
+	var buf bytes.Buffer
+	if err := db.WriteEvents(ctx, "s", &buf); err != nil {
+		t.Fatalf("write events: %v", err)
+	}
+	var got []json.RawMessage
+	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+		t.Fatalf("events: %v", err)
+	}
+	want := 20
+	for _, b := range later {
+		want += b.EventCount
+	}
+	if len(got) != want {
+		t.Errorf("events: got %d, want %d", len(got), want)
+	}
+	var codecs []string
+	for _, r := range rawRows(t, path, `SELECT codec FROM chunks ORDER BY first_ts`) {
+		codecs = append(codecs, r)
+	}
+	if strings.Join(codecs, ",") != "zstd,zstd,zstd-dict,zstd-dict" {
+		t.Errorf("codecs: got %v, want the old chunk, a keyframe, then two chunks compressed against it", codecs)
+	}
 }
