@@ -420,6 +420,7 @@ func (w *countWriter) Write(p []byte) (int, error) {
 // instead of hanging, and once the database is back the pool reconnects
 // without the store being reopened.
 func TestOutage(t *testing.T) {
+	t.Parallel()           // mostly waiting for its own server to start, twice
 	srv := pgtest.Start(t) // durable, and ours to stop
 	db := mustOpen(t, srv.CreateDB(t))
 	defer db.Close()
