@@ -1,13 +1,17 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
+
+	"golang.org/x/time/rate"
+
+	"github.com/loupe-dev/loupe/collector"
 )
 
 // roles is a set of the parts of Loupe one process runs.
@@ -51,6 +55,10 @@ type Config struct {
 	// GeoIP is the path of a MaxMind-format country database; if empty no
 	// country is derived.
 	GeoIP string
+	// Limits bounds what the collector accepts; each zero field means the
+	// collector's default, and a negative rate means no rate limit.
+	// Limits.MaxSessionLength also bounds sessions at the proxy.
+	Limits collector.Limits
 
 	// Secret keys session cookies and tokens; every node of one deployment
 	// needs the same. If empty, one is made and kept in Data.
@@ -64,32 +72,68 @@ const (
 	defaultCollectorListen = "127.0.0.1:8082"
 )
 
-// flags binds the fields that apply to a process running r to fs, with
-// defaults taken from LOUPE_* variables. The secret is read from
-// LOUPE_SECRET only, never from the command line, where ps would show it.
-func (c *Config) flags(fs *flag.FlagSet, r roles) {
+// flags binds the fields that apply to a process running r to fs. Every
+// flag defaults to its LOUPE_* variable (--trusted-proxies: LOUPE_TRUSTED_PROXIES),
+// so each node of a deployment can be configured from its environment. The
+// secret is read from LOUPE_SECRET only, never from the command line, where
+// ps would show it. It fails on an environment value its flag does not take.
+func (c *Config) flags(fs *flag.FlagSet, r roles) error {
 	if r.has(roleProxy) {
-		fs.StringVar(&c.Upstream, "upstream", env("LOUPE_UPSTREAM", ""), "origin to put Loupe in front of, e.g. http://127.0.0.1:3000 (env LOUPE_UPSTREAM)")
-		fs.StringVar(&c.Listen, "listen", env("LOUPE_LISTEN", defaultListen), "address visitors reach the site on (env LOUPE_LISTEN)")
+		fs.StringVar(&c.Upstream, "upstream", "", "origin `URL` to put Loupe in front of, e.g. http://127.0.0.1:3000")
+		fs.StringVar(&c.Listen, "listen", defaultListen, "address visitors reach the site on")
 	} else if r.has(roleCollector) {
-		fs.StringVar(&c.Listen, "listen", env("LOUPE_LISTEN", defaultCollectorListen), "address of the ingest endpoint, POST /__loupe/ingest (env LOUPE_LISTEN)")
+		fs.StringVar(&c.Listen, "listen", defaultCollectorListen, "address of the ingest endpoint, POST /__loupe/ingest")
 	}
 	if r.has(roleReplayer) {
-		fs.StringVar(&c.Admin, "admin", env("LOUPE_ADMIN", defaultAdmin), "address of the replay UI and API (env LOUPE_ADMIN)")
+		fs.StringVar(&c.Admin, "admin", defaultAdmin, "address of the replay UI and API")
 	}
-	fs.StringVar(&c.Data, "data", env("LOUPE_DATA", "./loupe-data"), "data folder: the SQLite database and the secret file (env LOUPE_DATA)")
-	fs.StringVar(&c.Database, "database", env("LOUPE_DATABASE", ""), "postgres://… URL of a PostgreSQL database; empty for SQLite in --data (env LOUPE_DATABASE)")
-	collectorNote := ""
+	fs.StringVar(&c.Data, "data", "./loupe-data", "data `folder`: the SQLite database and the secret file")
+	fs.StringVar(&c.Database, "database", "", "postgres://… `URL` of a PostgreSQL database; empty for SQLite in --data")
+	only := ""
 	if r == roleProxy {
-		fs.StringVar(&c.Collector, "collector", env("LOUPE_COLLECTOR", ""), "base URL of a `loupe collector` to forward ingest to, e.g. http://10.0.0.5:8082; empty runs the collector in this process (env LOUPE_COLLECTOR)")
-		collectorNote = "; without --collector only"
+		fs.StringVar(&c.Collector, "collector", "", "base `URL` of a loupe collector to forward ingest to, e.g. http://10.0.0.5:8082; empty runs the collector in this process")
+		only = "; without --collector only"
 	}
 	if r.has(roleCollector) || r == roleProxy {
-		fs.StringVar(&c.TrustedProxies, "trusted-proxies", env("LOUPE_TRUSTED_PROXIES", ""), "comma-separated CIDRs of proxies whose X-Forwarded-For names the visitor, e.g. 10.0.0.0/8 (env LOUPE_TRUSTED_PROXIES"+collectorNote+")")
-		fs.BoolVar(&c.KeepIP, "keep-ip", envBool("LOUPE_KEEP_IP"), "store visitors' IP addresses; by default only a keyed hash is kept (env LOUPE_KEEP_IP"+collectorNote+")")
-		fs.StringVar(&c.GeoIP, "geoip", env("LOUPE_GEOIP", ""), "MaxMind-format country database (.mmdb) to derive visitors' country from (env LOUPE_GEOIP"+collectorNote+")")
+		fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For names the visitor, e.g. 10.0.0.0/8"+only)
+		fs.BoolVar(&c.KeepIP, "keep-ip", false, "store visitors' IP addresses; by default only a keyed hash is kept"+only)
+		fs.StringVar(&c.GeoIP, "geoip", "", "`PATH` of a MaxMind-format country database (.mmdb) to derive visitors' country from"+only)
+		l := &c.Limits
+		fs.Int64Var(&l.MaxBodyBytes, "max-body-bytes", 0, fmt.Sprintf("largest ingest request body as sent, in bytes; 0 for %d", collector.DefaultMaxBodyBytes)+only)
+		fs.Int64Var(&l.MaxBatchBytes, "max-batch-bytes", 0, fmt.Sprintf("largest batch after decompression, in bytes; 0 for %d", collector.DefaultMaxBatchBytes)+only)
+		fs.Int64Var(&l.MaxEventBytes, "max-event-bytes", 0, fmt.Sprintf("largest event, in bytes; 0 for %d", collector.DefaultMaxEventBytes)+only)
+		fs.Float64Var((*float64)(&l.SessionRate), "session-rate", 0, fmt.Sprintf("batches per second one session may send; 0 for %d, negative for no limit", collector.DefaultSessionRate)+only)
+		fs.IntVar(&l.SessionBurst, "session-burst", 0, fmt.Sprintf("batches one session may send at once above --session-rate; 0 for %d", collector.DefaultSessionBurst)+only)
+		fs.Float64Var((*float64)(&l.ClientRate), "client-rate", 0, fmt.Sprintf("requests per second one client address may send; 0 for %d, negative for no limit", collector.DefaultClientRate)+only)
+		fs.IntVar(&l.ClientBurst, "client-burst", 0, fmt.Sprintf("requests one client address may send at once above --client-rate; 0 for %d", collector.DefaultClientBurst)+only)
 	}
-	c.Secret = env("LOUPE_SECRET", "")
+	if r.has(roleProxy | roleCollector) {
+		fs.DurationVar(&c.Limits.MaxSessionLength, "max-session-length", 0, fmt.Sprintf("how long a session may last; later page loads start a new one and later batches are refused; 0 for %v", collector.DefaultMaxSessionLength))
+	}
+	c.Secret = os.Getenv("LOUPE_SECRET")
+	return bindEnv(fs)
+}
+
+// envName is the variable of a flag: --trusted-proxies is
+// LOUPE_TRUSTED_PROXIES.
+func envName(flagName string) string {
+	return "LOUPE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// bindEnv sets every flag of fs from its variable, when set, and names the
+// variable in the flag's help. Flags given on the command line later win.
+func bindEnv(fs *flag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		f.Usage += " (env " + name + ")"
+		if v, ok := os.LookupEnv(name); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, usageError{fmt.Sprintf("%s=%q: %v", name, v, err)})
+			}
+		}
+	})
+	return errors.Join(errs...)
 }
 
 func env(name, def string) string {
@@ -97,13 +141,6 @@ func env(name, def string) string {
 		return v
 	}
 	return def
-}
-
-// envBool reads a boolean variable; anything strconv.ParseBool does not
-// take as true is false.
-func envBool(name string) bool {
-	b, _ := strconv.ParseBool(os.Getenv(name))
-	return b
 }
 
 // upstreamURL validates the upstream.
@@ -149,6 +186,18 @@ func (c *Config) trustedProxies() ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
+}
+
+// limits returns the collector's limits, a negative rate meaning none.
+func (c *Config) limits() collector.Limits {
+	l := c.Limits
+	if l.SessionRate < 0 {
+		l.SessionRate = rate.Inf
+	}
+	if l.ClientRate < 0 {
+		l.ClientRate = rate.Inf
+	}
+	return l
 }
 
 // isPostgres reports whether Database names PostgreSQL.

@@ -18,7 +18,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("loupe demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg Config
-	cfg.flags(fs, allRoles)
+	if err := cfg.flags(fs, allRoles); err != nil {
+		return err
+	}
 	origin := fs.String("origin", env("LOUPE_DEMO_ORIGIN", "127.0.0.1:3000"), "address of the demo shop itself (env LOUPE_DEMO_ORIGIN)")
 	if err := fs.Parse(args); err != nil {
 		return err

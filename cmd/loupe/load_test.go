@@ -76,8 +76,8 @@ func testTokens(t testing.TB) *collector.Tokens {
 // newVisitor starts a session and a page view in it, minting its token
 // the way the proxy does.
 func newVisitor(tokens *collector.Tokens) *visitor {
-	sid, pv := collector.NewID(), collector.NewID()
-	return &visitor{sid: sid, pv: pv, token: tokens.PageViewToken(sid, pv), pending: -1}
+	sess, pv := tokens.NewSession(), collector.NewID()
+	return &visitor{sid: sess.ID, pv: pv, token: tokens.PageViewToken(sess, pv), pending: -1}
 }
 
 // finish stops the visitors after their batch in flight is acknowledged

@@ -73,7 +73,9 @@ func runRoles(ctx context.Context, cmd string, r roles, args []string, stdout, s
 	fs := flag.NewFlagSet("loupe "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg Config
-	cfg.flags(fs, r)
+	if err := cfg.flags(fs, r); err != nil {
+		return err
+	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

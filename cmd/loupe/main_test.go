@@ -31,6 +31,7 @@ func TestRunErrors(t *testing.T) {
 		args      []string
 		wantUsage bool
 		want      string
+		env       string // NAME=value set for the case
 	}{
 		{name: "no command", args: nil, wantUsage: true, want: "missing command"},
 		{name: "unknown command", args: []string{"frobnicate"}, wantUsage: true, want: `unknown command "frobnicate"`},
@@ -47,10 +48,14 @@ func TestRunErrors(t *testing.T) {
 		{name: "proxy with malformed collector", args: []string{"proxy", "--upstream", origin.URL, "--collector", "10.0.0.5:8082"}, wantUsage: true, want: `--collector "10.0.0.5:8082" is not an http://`},
 		{name: "bad trusted proxies", args: []string{"collector", "--trusted-proxies", "10.0.0.0/8,nope"}, wantUsage: true, want: `"nope" is not a CIDR`},
 		{name: "collector listen address in use", args: []string{"collector", "--listen", busy.Addr().String()}, want: "collector listener"},
+		{name: "bad environment value", args: []string{"collector"}, env: "LOUPE_KEEP_IP=maybe", wantUsage: true, want: `LOUPE_KEEP_IP="maybe"`},
 		{name: "proxy without upstream", args: []string{"proxy", "--collector", "http://127.0.0.1:1"}, wantUsage: true, want: "--upstream is required"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if name, v, ok := strings.Cut(tt.env, "="); ok {
+				t.Setenv(name, v)
+			}
 			var stdout, stderr bytes.Buffer
 			args := tt.args
 			if len(args) > 0 && args[0] != "frobnicate" {

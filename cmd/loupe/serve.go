@@ -38,6 +38,7 @@ type Main struct {
 	ProxyURL, CollectorURL, AdminURL string
 
 	db      store.Store
+	closers []io.Closer // closed with the store
 	servers []*http.Server
 	errc    chan error
 }
@@ -149,13 +150,30 @@ func (m *Main) collector(ctx context.Context) (*collector.Collector, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := m.Config.trustedProxies(); err != nil {
+	trusted, err := m.Config.trustedProxies()
+	if err != nil {
 		return nil, err
+	}
+	c := &collector.Collector{
+		Tokens:         tokens,
+		Limits:         m.Config.limits(),
+		TrustedProxies: trusted,
+		KeepIP:         m.Config.KeepIP,
+		Logger:         m.Logger,
+	}
+	if m.Config.GeoIP != "" {
+		geo, err := collector.OpenGeoIP(m.Config.GeoIP)
+		if err != nil {
+			return nil, fmt.Errorf("--geoip: %w", err)
+		}
+		m.closers = append(m.closers, geo)
+		c.GeoIP = geo
 	}
 	if err := m.openStore(ctx); err != nil {
 		return nil, err
 	}
-	return &collector.Collector{Store: m.db, Tokens: tokens, Logger: m.Logger}, nil
+	c.Store = m.db
+	return c, nil
 }
 
 // collectorRoutes lists every route of a stand-alone collector.
@@ -190,6 +208,7 @@ func (m *Main) tokens() (*collector.Tokens, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret: %w", err)
 	}
+	tokens.MaxSessionLength = m.Config.Limits.MaxSessionLength
 	return tokens, nil
 }
 
@@ -245,6 +264,9 @@ func (m *Main) Close() error {
 	wg.Wait()
 	if m.db != nil {
 		errs[len(m.servers)] = m.db.Close()
+	}
+	for _, c := range m.closers {
+		errs = append(errs, c.Close())
 	}
 	return errors.Join(errs...)
 }
