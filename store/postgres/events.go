@@ -13,9 +13,11 @@ import (
 	"github.com/loupe-dev/loupe/store/chunk"
 )
 
-// keyframeCacheBytes bounds the dictionaries kept for active sessions:
-// a few hundred sessions of typical (20–100 KB) keyframes.
-const keyframeCacheBytes = 32 << 20
+// keyframeCacheBytes bounds the dictionaries and encoders kept for active
+// sessions, as in store/sqlite: about 60 sessions (an encoder is ~1 MiB, a
+// typical keyframe 20–100 KB). A session that falls out is read back at its
+// next append.
+const keyframeCacheBytes = 64 << 20
 
 // encoded is a batch's events as stored, encoded by store/chunk exactly as
 // store/sqlite does.
@@ -32,7 +34,7 @@ type encoded struct {
 // encode compresses b's events, against kf if it is not nil.
 func encode(b *store.Batch, kf *chunk.Keyframe) encoded {
 	if kf != nil {
-		data, codec := chunk.Encode(b.Events, kf.Dict)
+		data, codec := kf.Encode(b.Events)
 		return encoded{data: data, codec: codec, dict: kf}
 	}
 	data, codec := chunk.Encode(b.Events, nil)
@@ -44,11 +46,11 @@ func encode(b *store.Batch, kf *chunk.Keyframe) encoded {
 // Another node may set the keyframe meanwhile; AppendBatch checks against
 // the session row under its lock.
 func (db *DB) keyframe(ctx context.Context, session string) (*chunk.Keyframe, error) {
-	if kf, ok := db.keyframes.Get(session); ok {
-		return &kf, nil
+	if kf := db.keyframes.Get(session); kf != nil {
+		return kf, nil
 	}
 	var (
-		kf    chunk.Keyframe
+		kf    = &chunk.Keyframe{}
 		codec string
 		data  []byte
 	)
@@ -71,7 +73,7 @@ func (db *DB) keyframe(ctx context.Context, session string) (*chunk.Keyframe, er
 		kf.Dict = bytes.Clone(kf.Dict) // let the rest go
 	}
 	db.keyframes.Add(session, kf)
-	return &kf, nil
+	return kf, nil
 }
 
 // WriteEvents writes the session's events to w as one JSON array: the

@@ -185,7 +185,7 @@ func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
 	}
 	if c.isKeyframe {
 		// Copied: the caller may reuse b.Events.
-		db.keyframes.Add(b.SessionID, chunk.Keyframe{PageViewID: b.PageViewID, Seq: b.Seq, Dict: bytes.Clone(chunk.Dict(b.Events))})
+		db.keyframes.Add(b.SessionID, &chunk.Keyframe{PageViewID: b.PageViewID, Seq: b.Seq, Dict: bytes.Clone(chunk.Dict(b.Events))})
 	}
 	return nil
 }
