@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -61,5 +62,17 @@ func renamed(b *store.Batch, r int) *store.Batch {
 	c := *b
 	c.SessionID = fmt.Sprintf("%s-%d", b.SessionID, r)
 	c.PageViewID = fmt.Sprintf("%s-%d", b.PageViewID, r)
+	c.Clicks = slices.Clone(b.Clicks)
+	for i := range c.Clicks {
+		c.Clicks[i].PageViewID = c.PageViewID
+	}
+	c.Inputs = slices.Clone(b.Inputs)
+	for i := range c.Inputs {
+		c.Inputs[i].PageViewID = c.PageViewID
+	}
+	c.Errors = slices.Clone(b.Errors)
+	for i := range c.Errors {
+		c.Errors[i].PageViewID = c.PageViewID
+	}
 	return &c
 }
