@@ -1,9 +1,15 @@
 package collector
 
 import (
+	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
+
+	"golang.org/x/time/rate"
+
+	"github.com/loupe-dev/loupe/store"
 )
 
 // realisticEvents returns about size bytes of rrweb events shaped like a
@@ -50,8 +56,32 @@ func BenchmarkDecode(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := decode(body, &f.c.Limits, f.c.now()); err != nil {
+		if _, err := decode(body, &Limits{}, f.c.now()); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// discard is an Appender that keeps nothing.
+type discard struct{}
+
+func (discard) AppendBatch(context.Context, *store.Batch) error { return nil }
+
+// BenchmarkIngest is the whole request path for a gzip-compressed 500 KB
+// batch: rate limits, decompression, decoding, token, enrichment. MB/s is
+// of the decompressed batch.
+func BenchmarkIngest(b *testing.B) {
+	f := newFixture(b)
+	f.c.Store = discard{}
+	f.c.Limits = Limits{SessionRate: rate.Inf, ClientRate: rate.Inf}
+	raw := batchJSON(f.token, 0, realisticEvents(500<<10, 1_700_000_000_000))
+	body := gz(b, raw)
+	ua := map[string]string{"User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"}
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if w := post(f.c, body, ua); w.Code != http.StatusNoContent {
+			b.Fatalf("got status %d (%s)", w.Code, w.Body)
 		}
 	}
 }
