@@ -37,6 +37,7 @@ type Main struct {
 	// roles that run are, once Open returns; the others are "".
 	ProxyURL, CollectorURL, AdminURL string
 
+	tok     *collector.Tokens
 	db      store.Store
 	closers []io.Closer // closed with the store
 	servers []*http.Server
@@ -199,7 +200,11 @@ func (m *Main) collectorRoutes(ingest http.Handler) http.Handler {
 	return mux
 }
 
+// tokens returns the process's one Tokens, keyed by the secret.
 func (m *Main) tokens() (*collector.Tokens, error) {
+	if m.tok != nil {
+		return m.tok, nil
+	}
 	secret, err := m.secret()
 	if err != nil {
 		return nil, err
@@ -209,6 +214,7 @@ func (m *Main) tokens() (*collector.Tokens, error) {
 		return nil, fmt.Errorf("secret: %w", err)
 	}
 	tokens.MaxSessionLength = m.Config.Limits.MaxSessionLength
+	m.tok = tokens
 	return tokens, nil
 }
 
@@ -327,6 +333,11 @@ func (m *Main) secret() ([]byte, error) {
 	if err := f.Sync(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("write secret: %w", err)
+	}
+	if m.Roles != 0 && m.Roles != allRoles {
+		// One role of a deployment: its other nodes cannot know this
+		// secret, so their tokens and this node's will not verify.
+		m.Logger.Warn("made a new secret for this node alone; give every node the same LOUPE_SECRET", "file", path)
 	}
 	return []byte(s), f.Close()
 }
