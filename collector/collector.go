@@ -71,13 +71,35 @@
 // Checks run in this order: method, client rate, body size, decoding and
 // event validation, token, session length, session rate, store.
 //
+// # Derived rows
+//
+// One pass over the body validates it and fills the store.Batch summary,
+// without decoding event data the collector does not need:
+//
+//   - Clicks: IncrementalSnapshot (3) events of source MouseInteraction (2)
+//     and type Click (2): time, x, y (viewport CSS pixels) and target node id.
+//   - Inputs: source Input (5): time and node id; the value is never read.
+//   - Errors: Custom (5) events tagged "loupe.error" whose payload is
+//     {message, stack, source, line, column, kind: "error"|"rejection"}, and
+//     Plugin (6) events of "rrweb/console@1" at level "error" (Kind
+//     "console"; message from the logged arguments, stack from the trace).
+//     Messages are cut to 1 KB, stacks to 8 KB, sources to 2 KB.
+//   - ScrollDepth: the largest document scroll offset (source Scroll (3) on
+//     the document node, the full snapshot's root id or rrweb's 1) plus the
+//     viewport height then known (from the Meta event or a ViewportResize,
+//     source 4); a Meta event alone counts as depth = its height.
+//   - ViewportW/H and URL: the batch's first Meta (4) event.
+//   - Page (seq 0 only): the wire "page" member plus the utm_source,
+//     utm_medium, utm_campaign, utm_term and utm_content parameters of URL.
+//
 // # Client details
 //
 // The client address is the request's peer address, or, when the peer is
 // in TrustedProxies, the right-most address of X-Forwarded-For that is not
 // itself trusted. The store receives a keyed hash of it (Tokens.HashIP), the
 // address itself only when KeepIP is set, and its country when GeoIP is set.
-// Browser, version, OS and device class come from the User-Agent.
+// Browser, version, OS and device class (desktop, mobile, tablet, bot) come
+// from the User-Agent, of which the first 512 bytes are kept and parsed.
 package collector
 
 import (
