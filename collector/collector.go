@@ -318,7 +318,12 @@ func (c *Collector) readBody(r *http.Request) ([]byte, error) {
 		if err != nil {
 			return nil, &httpError{status: http.StatusBadRequest, msg: "body is not valid gzip", err: err}
 		}
-		out, err := io.ReadAll(io.LimitReader(zr, maxBatch+1))
+		// rrweb JSON compresses about 5-10x: size the buffer once rather
+		// than let ReadAll double it from 512 bytes.
+		var buf bytes.Buffer
+		buf.Grow(int(min(int64(len(raw))*8, maxBatch+1)))
+		_, err = buf.ReadFrom(io.LimitReader(zr, maxBatch+1))
+		out := buf.Bytes()
 		if int64(len(out)) > maxBatch {
 			return nil, errorf(http.StatusRequestEntityTooLarge, "decompressed batch exceeds the limit of %d bytes", maxBatch)
 		}
