@@ -13,6 +13,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -416,6 +417,33 @@ func TestIngestPageInfo(t *testing.T) {
 	}
 }
 
+// TestConcurrentIngest runs requests in parallel for the race detector:
+// the limiters and the User-Agent cache are shared.
+func TestConcurrentIngest(t *testing.T) {
+	f := newFixture(t)
+	f.c.Store = discard{}
+	var wg sync.WaitGroup
+	codes := make(chan int, 64)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 8; i++ {
+				tok := f.tk.PageViewToken(Session{ID: NewID(), Start: f.start}, NewID())
+				codes <- post(f.c, []byte(batchJSON(tok, i, sampleEvents)), map[string]string{
+					"RemoteAddr": fmt.Sprintf("198.51.100.%d:1", g), "User-Agent": fmt.Sprintf("agent/%d", i%3)}).Code
+			}
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusNoContent {
+			t.Fatalf("got status %d, want 204", c)
+		}
+	}
+}
+
 // FuzzIngest checks that no input panics the decoder, that nothing is
 // stored unless the batch is valid, and that an accepted batch is always
 // written into the session its token proves.
@@ -430,6 +458,10 @@ func FuzzIngest(f *testing.F) {
 	f.Add([]byte(`{"events":[{"data":{"type":2,"source":2,"x":1},"timestamp":1700000000000,"type":3}],"seq":0,"v":1,"token":"` + fx.token + `"}`))
 	f.Add([]byte(`{"v":1,"token":"` + fx.token + `","seq":0,"events":[{"type":5,"data":{"tag":"loupe.error","payload":{"message":"\ud800x","stack":"s"}},"timestamp":1}]}`))
 	f.Add([]byte(batchJSON(fx.token, 0, realisticEvents(8<<10, 1_700_000_000_000))))
+	// A token for another session, signed with another key: must never land.
+	other, _ := NewTokens([]byte(strings.Repeat("o", 32)))
+	other.Now = fx.tk.Now
+	f.Add([]byte(batchJSON(other.PageViewToken(Session{ID: NewID(), Start: fx.start}, NewID()), 0, sampleEvents)))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		fx.st.batches = nil
 		fx.st.seen = nil
