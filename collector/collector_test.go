@@ -318,6 +318,8 @@ func TestRateLimits(t *testing.T) {
 			sessions: 1, addrs: 1, wantOK: 2, wantRetry: "10", wantText: "session", wait: 10 * time.Second},
 		{name: "per client address across sessions", limits: Limits{SessionRate: rate.Inf, ClientRate: 2, ClientBurst: 4},
 			sessions: 4, addrs: 1, wantOK: 4, wantRetry: "1", wantText: "address", wait: 500 * time.Millisecond},
+		{name: "negative rates disable both limits", limits: Limits{SessionRate: -1, ClientRate: -1},
+			sessions: 1, addrs: 1, wantOK: DefaultClientBurst + 10},
 		{name: "addresses do not share a bucket", limits: Limits{SessionRate: rate.Inf, ClientRate: 1, ClientBurst: 1},
 			sessions: 1, addrs: 5, wantOK: 5},
 	}

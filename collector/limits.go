@@ -45,12 +45,13 @@ type Limits struct {
 	MaxEventBytes int64
 
 	// SessionRate and SessionBurst are the token bucket of each session, in
-	// batches per second. Defaults 10/s, burst 40. rate.Inf disables it.
+	// batches per second. Defaults 10/s, burst 40. rate.Inf or a negative
+	// rate disables it.
 	SessionRate  rate.Limit
 	SessionBurst int
 	// ClientRate and ClientBurst are the token bucket of each client
 	// address (an IPv6 client's /64), in requests per second. Defaults 50/s,
-	// burst 200. rate.Inf disables it.
+	// burst 200. rate.Inf or a negative rate disables it.
 	ClientRate  rate.Limit
 	ClientBurst int
 	// LimiterKeys is how many sessions, and separately how many client
@@ -98,6 +99,9 @@ type limiter[K comparable] struct {
 }
 
 func newLimiter[K comparable](r rate.Limit, burst, keys int) *limiter[K] {
+	if r < 0 {
+		r = rate.Inf
+	}
 	m, _ := lru.New[K, *rate.Limiter](keys) // fails only for keys <= 0
 	return &limiter[K]{r: r, burst: burst, m: m}
 }
