@@ -53,6 +53,13 @@ type Batch struct {
 	// first batch of a page view (seq 0), nil otherwise.
 	Page *PageInfo
 
+	// AssetURLs are the absolute URLs of stylesheets, fonts and images the
+	// batch's events reference (attributes, srcset, inline styles, inlined
+	// CSS), normalized with archive.NormalizeURL, without duplicates. The
+	// store records them as the session's references, which asset
+	// retention keeps.
+	AssetURLs []string
+
 	UserAgent  string    // request User-Agent at ingest
 	Client     Client    // enrichment of the request
 	ReceivedAt time.Time // when the collector received the batch
@@ -198,4 +205,48 @@ type Store interface {
 	Ping(ctx context.Context) error
 
 	Close() error
+}
+
+// Asset is one archived capture: the body an asset URL had at a moment.
+// Bodies are content-addressed: identical bodies are stored once, whatever
+// URL or time they were captured at.
+type Asset struct {
+	URL         string    // normalized absolute URL (archive.NormalizeURL)
+	Hash        string    // hex SHA-256 of the body as stored (decoded, identity)
+	ContentType string    // media type as the origin sent it, e.g. "text/css; charset=utf-8"
+	Size        int64     // body length in bytes
+	CapturedAt  time.Time // when the body was captured
+}
+
+// AssetStore is the archive's storage. Both backends implement it beside
+// Store.
+type AssetStore interface {
+	// PutAsset stores body under a.Hash unless a body with that hash is
+	// already stored, and records the capture unless the URL's latest
+	// capture already has that hash (so a thousand visits add nothing).
+	// Both happen in one transaction. It reports whether a new body was
+	// stored. a.Hash must be the SHA-256 of body; the store checks it.
+	PutAsset(ctx context.Context, a *Asset, body []byte) (newBody bool, err error)
+
+	// HasBody reports whether a body with this hash is stored.
+	HasBody(ctx context.Context, hash string) (bool, error)
+
+	// Capture returns the capture of url closest before t, or if there is
+	// none, the first after t; ErrNotFound if the URL was never captured.
+	Capture(ctx context.Context, url string, t time.Time) (*Asset, error)
+
+	// Body returns a stored body and the newest capture's content type;
+	// ErrNotFound if absent.
+	Body(ctx context.Context, hash string) (body []byte, contentType string, err error)
+
+	// SessionAssets returns the captures a session references (its
+	// AssetURLs), each the one closest to the session's start as Capture
+	// chooses; URLs never captured are left out. ErrNotFound for an unknown
+	// session.
+	SessionAssets(ctx context.Context, sessionID string) ([]*Asset, error)
+
+	// PruneAssets removes captures made before cutoff whose URL no session
+	// started at or after cutoff references, then bodies no capture uses.
+	// It returns the number of bodies removed.
+	PruneAssets(ctx context.Context, cutoff time.Time) (bodies int, err error)
 }
