@@ -7,7 +7,7 @@ NPM      ?= npm
 SUDO     := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 GOFILES  := $(shell git ls-files '*.go' 2>/dev/null)
 
-.PHONY: all build bundles demo test vet fmt chromium bench clean
+.PHONY: all build bundles demo test vet fmt chromium postgres bench clean
 
 all: build
 
@@ -25,6 +25,15 @@ build: bundles
 demo: build
 	./bin/loupe demo
 
+# PostgreSQL 15 backs the store/postgres tests and the fault tests; they
+# start private servers with initdb/pg_ctl, so only the binaries are needed.
+PG_BIN ?= /usr/lib/postgresql/15/bin
+postgres:
+	@[ -x $(PG_BIN)/initdb ] || { \
+		echo "installing Debian's postgresql-15 for the store tests"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql-15 >/dev/null; }
+
 # Debian's chromium drives the end-to-end tests.
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -38,7 +47,7 @@ fmt:
 vet:
 	$(GO) vet ./...
 
-test: build chromium fmt vet
+test: build chromium postgres fmt vet
 	$(GO) test -count=1 -timeout 20m ./...
 
 bench: build
