@@ -4,8 +4,12 @@
 // serves Loupe's own routes under one reserved prefix (/__loupe/ by default):
 // the recorder bundle, the ingest endpoint and a health probe.
 //
-// The proxy fails open: when injection cannot be done safely the visitor gets
-// the origin's bytes unchanged.
+// Non-HTML responses (stylesheets, fonts, images) are handed to an optional
+// Archiver as they stream past, so that replays can show the assets the
+// visitor saw.
+//
+// The proxy fails open: when injection or archiving cannot be done safely the
+// visitor gets the origin's bytes unchanged.
 package proxy
 
 import (
@@ -55,12 +59,25 @@ type Config struct {
 	// 16 MiB.
 	MaxRewriteBytes int64
 
+	// Archive receives every archivable response (see archivable) before
+	// its body streams to the visitor; it may wrap resp.Body to tee it, and
+	// must neither block nor change the bytes. If nil, nothing is archived.
+	Archive Archiver
+
 	// Transport reaches the upstream. If nil, a clone of
 	// http.DefaultTransport with compression handling off is used; a
 	// custom one should set DisableCompression too.
 	Transport http.RoundTripper
 	// Logger receives operator-facing lines. If nil, slog.Default().
 	Logger *slog.Logger
+}
+
+// Archiver is what the proxy hands responses to for archiving
+// (*archive.Archiver).
+type Archiver interface {
+	// Tee may replace resp.Body with a reader that copies what the visitor
+	// reads. It is called before the first byte of the body is read.
+	Tee(resp *http.Response)
 }
 
 // Proxy is an http.Handler serving a site through Loupe.

@@ -11,7 +11,9 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -477,5 +479,159 @@ func TestRecorderCaching(t *testing.T) {
 		if cc := resp.Header.Get("Cache-Control"); cc != tt.want || string(body) != string(js) {
 			t.Errorf("recorder.js%s: got Cache-Control %q, body %q; want %q, the bundle", tt.query, cc, body, tt.want)
 		}
+	}
+}
+
+// fakeArchive records what it was handed and copies each body it tees.
+type fakeArchive struct {
+	mu     sync.Mutex
+	paths  []string
+	copies map[string]*bytes.Buffer
+}
+
+func (f *fakeArchive) Tee(resp *http.Response) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p := resp.Request.URL.Path
+	f.paths = append(f.paths, p)
+	if f.copies == nil {
+		f.copies = map[string]*bytes.Buffer{}
+	}
+	buf := &bytes.Buffer{}
+	f.copies[p] = buf
+	resp.Body = readCloser{io.TeeReader(resp.Body, lockedWriter{&f.mu, buf}), resp.Body}
+}
+
+func (f *fakeArchive) copyOf(path string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, ok := f.copies[path]
+	if !ok {
+		return "", false
+	}
+	return b.String(), true
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestArchiveTee(t *testing.T) {
+	big := strings.Repeat("\x89PNG-body-", 20000) // beyond one copy buffer
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/shop.css":
+			w.Header().Set("Content-Type", "text/css")
+			io.WriteString(w, "body{background:url(bg.png)}")
+		case "/bg.png":
+			w.Header().Set("Content-Type", "image/png")
+			w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+			io.WriteString(w, big)
+		case "/page":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, page)
+		case "/range.png":
+			w.Header().Set("Content-Type", "image/png")
+			w.Header().Set("Content-Range", "bytes 0-3/10")
+			w.WriteHeader(http.StatusPartialContent)
+			io.WriteString(w, "\x89PNG")
+		case "/cached.png":
+			w.WriteHeader(http.StatusNotModified)
+		case "/missing.png":
+			w.Header().Set("Content-Type", "image/png")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, "nope")
+		}
+	})
+	fa := &fakeArchive{}
+	srv, _ := mustProxy(t, origin, func(c *Config) { c.Archive = fa })
+
+	tests := []struct {
+		name     string
+		method   string
+		path     string
+		header   map[string]string
+		wantTee  bool
+		wantBody string // for a tee'd response; "" means not checked
+	}{
+		{name: "css", method: "GET", path: "/shop.css", wantTee: true, wantBody: "body{background:url(bg.png)}"},
+		{name: "image", method: "GET", path: "/bg.png", wantTee: true, wantBody: big},
+		{name: "html", method: "GET", path: "/page"},
+		{name: "head", method: "HEAD", path: "/shop.css"},
+		{name: "range request", method: "GET", path: "/bg.png", header: map[string]string{"Range": "bytes=0-3"}},
+		{name: "206", method: "GET", path: "/range.png"},
+		{name: "304", method: "GET", path: "/cached.png", header: map[string]string{"If-None-Match": `"x"`}},
+		{name: "404", method: "GET", path: "/missing.png"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fa.mu.Lock()
+			fa.paths, fa.copies = nil, nil
+			fa.mu.Unlock()
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, nil)
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			fa.mu.Lock()
+			got := len(fa.paths) > 0
+			fa.mu.Unlock()
+			if got != tt.wantTee {
+				t.Fatalf("Tee called: got %v, want %v", got, tt.wantTee)
+			}
+			if tt.wantBody == "" {
+				return
+			}
+			if string(body) != tt.wantBody {
+				t.Errorf("client got %d bytes, want the origin's %d bytes unchanged", len(body), len(tt.wantBody))
+			}
+			if cl := resp.Header.Get("Content-Length"); cl != strconv.Itoa(len(tt.wantBody)) {
+				t.Errorf("Content-Length: got %q, want %d", cl, len(tt.wantBody))
+			}
+			// The proxy finishes its copy just after the client's last read.
+			deadline := time.Now().Add(2 * time.Second)
+			for {
+				c, _ := fa.copyOf(tt.path)
+				if c == tt.wantBody {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("archive copy: got %d bytes, want %d", len(c), len(tt.wantBody))
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// panicArchive fails inside Tee.
+type panicArchive struct{}
+
+func (panicArchive) Tee(*http.Response) { panic("archive bug") }
+
+func TestArchivePanicFailsOpen(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css")
+		io.WriteString(w, "a{}")
+	})
+	srv, _ := mustProxy(t, origin, func(c *Config) { c.Archive = panicArchive{} })
+	resp, body := get(t, srv.URL+"/a.css", nil)
+	if resp.StatusCode != http.StatusOK || string(body) != "a{}" {
+		t.Errorf("got %d %q, want 200 %q", resp.StatusCode, body, "a{}")
 	}
 }

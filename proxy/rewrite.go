@@ -21,10 +21,14 @@ type sessionCookieKey struct{}
 // errPassThrough means the response is sent as the origin sent it.
 var errPassThrough = errors.New("pass through")
 
-// modifyResponse injects the recorder into HTML responses. It never returns
-// an error: whatever goes wrong, the visitor gets the origin's bytes.
+// modifyResponse injects the recorder into HTML responses and hands other
+// full responses to the archiver. It never returns an error: whatever goes
+// wrong, the visitor gets the origin's bytes.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if !injectable(resp) {
+		if p.cfg.Archive != nil && archivable(resp) {
+			p.tee(resp)
+		}
 		return nil
 	}
 	err := p.inject(resp)
@@ -50,6 +54,38 @@ func injectable(resp *http.Response) bool {
 	}
 	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	return err == nil && mt == "text/html"
+}
+
+// archivable reports whether resp is a complete, non-HTML body the archive
+// may keep: the answer to a plain GET, 200 OK, not a range. HTML documents
+// are never archived: they carry the visitor's own page. What else to keep
+// (types, cache rules, size) is the archiver's policy.
+func archivable(resp *http.Response) bool {
+	req := resp.Request
+	if req.Method != http.MethodGet || req.Header.Get("Range") != "" {
+		return false
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Range") != "" {
+		return false
+	}
+	ct := resp.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err == nil && (mt == "text/html" || mt == "application/xhtml+xml") {
+		return false
+	}
+	return true
+}
+
+// tee hands resp to the archiver. A panic there must cost the archive a
+// copy, never the visitor the response.
+func (p *Proxy) tee(resp *http.Response) {
+	body := resp.Body
+	defer func() {
+		if v := recover(); v != nil {
+			resp.Body = body
+			p.log.Error("archive tee panic", "panic", v, "path", resp.Request.URL.Path)
+		}
+	}()
+	p.cfg.Archive.Tee(resp)
 }
 
 // inject rewrites resp's body in place. On any failure before the new body
