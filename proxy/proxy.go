@@ -205,6 +205,9 @@ func (p *Proxy) serveRecorder(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.cfg.Upstream)
 	pr.SetXForwarded()
+	if p.cfg.Archive != nil {
+		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), publicURLKey{}, publicURL(pr.In)))
+	}
 	// Forward the session cookie's value in the context only; the origin
 	// never sees Loupe's cookie.
 	if v := stripCookie(pr.Out.Header, p.cfg.CookieName); v != "" {
@@ -218,6 +221,36 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 			pr.Out.Header.Del("Accept-Encoding")
 		}
 	}
+}
+
+// publicURLKey carries the URL the visitor asked for from the inbound
+// request to the archiver (see PublicURL).
+type publicURLKey struct{}
+
+// publicURL is the absolute URL in of an inbound request, as the visitor's
+// browser (and so the recording) names it: its Host, and https when the
+// connection or a TLS-terminating balancer's X-Forwarded-Proto says so.
+func publicURL(in *http.Request) string {
+	scheme := "http"
+	if in.TLS != nil {
+		scheme = "https"
+	} else if p, _, _ := strings.Cut(in.Header.Get("X-Forwarded-Proto"), ","); strings.EqualFold(strings.TrimSpace(p), "https") {
+		scheme = "https"
+	}
+	u := url.URL{Scheme: scheme, Host: in.Host, Path: in.URL.Path, RawPath: in.URL.RawPath, RawQuery: in.URL.RawQuery}
+	return u.String()
+}
+
+// PublicURL returns the URL the visitor asked for that resp answers, for
+// archive.Config.URL: the outbound request the response carries names the
+// upstream instead. It returns false for a response the proxy did not
+// hand to its Archiver.
+func PublicURL(resp *http.Response) (string, bool) {
+	if resp.Request == nil {
+		return "", false
+	}
+	u, ok := resp.Request.Context().Value(publicURLKey{}).(string)
+	return u, ok && u != ""
 }
 
 // errorHandler answers when the upstream cannot be reached or fails: 504

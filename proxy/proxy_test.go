@@ -486,6 +486,7 @@ func TestRecorderCaching(t *testing.T) {
 type fakeArchive struct {
 	mu     sync.Mutex
 	paths  []string
+	public string // PublicURL of the last response
 	copies map[string]*bytes.Buffer
 }
 
@@ -494,6 +495,7 @@ func (f *fakeArchive) Tee(resp *http.Response) {
 	defer f.mu.Unlock()
 	p := resp.Request.URL.Path
 	f.paths = append(f.paths, p)
+	f.public, _ = PublicURL(resp)
 	if f.copies == nil {
 		f.copies = map[string]*bytes.Buffer{}
 	}
@@ -623,6 +625,44 @@ func TestArchiveTee(t *testing.T) {
 type panicArchive struct{}
 
 func (panicArchive) Tee(*http.Response) { panic("archive bug") }
+
+func TestPublicURL(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "image/svg+xml")
+		io.WriteString(w, "<svg/>")
+	})
+	fa := &fakeArchive{}
+	srv, _ := mustProxy(t, origin, func(c *Config) { c.Archive = fa })
+	tests := []struct {
+		name   string
+		header map[string]string
+		want   string
+	}{
+		{name: "host", header: map[string]string{"Host": "shop.test"}, want: "http://shop.test/img/a%20b.svg?v=2"},
+		{name: "behind TLS balancer", header: map[string]string{"Host": "shop.test", "X-Forwarded-Proto": "https"}, want: "https://shop.test/img/a%20b.svg?v=2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/img/a%20b.svg?v=2", nil)
+			for k, v := range tt.header {
+				req.Header.Set(k, v)
+			}
+			req.Host = tt.header["Host"]
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			fa.mu.Lock()
+			got := fa.public
+			fa.mu.Unlock()
+			if got != tt.want {
+				t.Errorf("PublicURL: got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
 
 func TestArchivePanicFailsOpen(t *testing.T) {
 	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
