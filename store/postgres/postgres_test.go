@@ -474,3 +474,10 @@ func TestOutage(t *testing.T) {
 		t.Errorf("EventCount after the outage: got %d, want 10 (the batch before, the batch after)", s.EventCount)
 	}
 }
+
+func TestAssetConformance(t *testing.T) {
+	storetest.RunAssets(t, func(t *testing.T) storetest.AssetBackend {
+		// storetest.RunAssets closes the store.
+		return mustOpen(t, pgtest.Shared(t).CreateDB(t))
+	})
+}

@@ -123,6 +123,11 @@ const (
 	// Derived from page_views rather than incremented, so that the entry
 	// URL, acquisition and viewport are right even when a later page's
 	// batch arrives first.
+	// $2 is the batch's AssetURLs.
+	insertSessionAssetsSQL = `
+		INSERT INTO session_assets (session_id, url)
+		SELECT $1, u FROM unnest($2::text[]) AS u WHERE u <> ''
+		ON CONFLICT DO NOTHING`
 	updateSessionSQL = `
 	UPDATE sessions SET
 		page_count = (SELECT count(*) FROM page_views WHERE session_id = $1 AND event_count > 0),
@@ -293,6 +298,10 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *encoded) err
 		b.PageViewID, b.Seq, b.SessionID, first, last, b.EventCount, len(b.Events), received, c.codec, c.data,
 		dictPageView, dictSeq)
 	derived := queueDerived(&q, b)
+	if len(b.AssetURLs) > 0 {
+		q.Queue(insertSessionAssetsSQL, b.SessionID, b.AssetURLs)
+		derived = append(derived, "session assets")
+	}
 	q.Queue(updateSessionSQL, b.SessionID)
 
 	br := tx.SendBatch(ctx, &q)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -198,6 +199,15 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *en
 
 	if err := db.insertDerived(ctx, tx, b); err != nil {
 		return err
+	}
+	if len(b.AssetURLs) > 0 {
+		urls, err := json.Marshal(b.AssetURLs)
+		if err != nil {
+			return fmt.Errorf("encode asset urls: %w", err)
+		}
+		if _, err := stmt(db.stmts.insertAssets).ExecContext(ctx, b.SessionID, string(urls)); err != nil {
+			return fmt.Errorf("insert session assets: %w", err)
+		}
 	}
 
 	if _, err := stmt(db.stmts.updateSession).ExecContext(ctx, b.SessionID); err != nil {

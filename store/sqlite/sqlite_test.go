@@ -397,3 +397,9 @@ func TestUpgradeFrom0001(t *testing.T) {
 		t.Errorf("codecs: got %v, want the old chunk, a keyframe, then two chunks compressed against it", codecs)
 	}
 }
+
+func TestAssetConformance(t *testing.T) {
+	storetest.RunAssets(t, func(t *testing.T) storetest.AssetBackend {
+		return mustOpen(t, filepath.Join(t.TempDir(), "loupe.db"))
+	})
+}

@@ -18,6 +18,7 @@ type statements struct {
 	upsertPageView *sql.Stmt
 	insertChunk    *sql.Stmt
 	updateSession  *sql.Stmt
+	insertAssets   *sql.Stmt
 
 	clicks, inputs, errors rowInserter
 }
@@ -110,6 +111,10 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 			ORDER BY started_at IS NULL, started_at, id
 			LIMIT 1) AS v ON true
 		WHERE sessions.id = ?1`},
+		// ?2 is the batch's AssetURLs as a JSON array of strings.
+		{&s.insertAssets, `
+		INSERT OR IGNORE INTO session_assets (session_id, url)
+		SELECT ?1, value FROM json_each(?2) WHERE value <> ''`},
 	} {
 		stmt, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -201,7 +206,7 @@ func (r *rowInserter) insert(ctx context.Context, tx *sql.Tx, args []any) error 
 
 func (s *statements) close() error {
 	var errs []error
-	all := []*sql.Stmt{s.pageViewOwner, s.chunkExists, s.keyframe, s.upsertSession, s.upsertPageView, s.insertChunk, s.updateSession}
+	all := []*sql.Stmt{s.pageViewOwner, s.chunkExists, s.keyframe, s.upsertSession, s.upsertPageView, s.insertChunk, s.updateSession, s.insertAssets}
 	for _, r := range []rowInserter{s.clicks, s.inputs, s.errors} {
 		all = append(all, r.stmts...)
 	}
