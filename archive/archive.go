@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/andybalholm/brotli"
+	"github.com/cespare/xxhash/v2"
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/klauspost/compress/zstd"
 
@@ -109,24 +110,43 @@ type Archiver struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	// recent maps a normalized URL to the hash last stored for it.
-	recent *ristretto.Cache[string, string]
+	// recent maps a normalized URL to what was last stored for it.
+	recent *ristretto.Cache[string, recentEntry]
 
-	bufs   sync.Pool // *bytes.Buffer for tee'd bodies
-	queue  chan *capture
-	quit   chan struct{}
+	bufs  sync.Pool // *bytes.Buffer for tee'd bodies
+	queue chan *capture
+	quit  chan struct{}
 	// storeCtx is cancelled DrainTimeout after Close begins, ending any
 	// store call still running.
 	storeCtx    context.Context
 	storeCancel context.CancelFunc
-	closed atomic.Bool
-	wg     sync.WaitGroup
-	once   sync.Once
+	closed      atomic.Bool
+	wg          sync.WaitGroup
+	once        sync.Once
 
 	fetch *fetcher
 
 	captured, newBodies, deduped, dropped, failed atomic.Int64
 	fetched, fetchFailed, fetchSkipped            atomic.Int64
+}
+
+// recentEntry is what the cache remembers of a stored capture: the
+// SHA-256 of the decoded body, and an xxhash of the body as received
+// with its codings, so that a repeat visit is recognized without
+// decoding or SHA-256 (a 64-bit collision between two versions of one
+// URL would at worst keep the older version until the entry expires).
+type recentEntry struct {
+	hash string
+	raw  uint64
+}
+
+// rawSum fingerprints a body as received with its content codings.
+func rawSum(body []byte, codings []string) uint64 {
+	d := xxhash.New()
+	d.WriteString(strings.Join(codings, ","))
+	d.WriteString("\x00")
+	d.Write(body)
+	return d.Sum64()
 }
 
 // capture is one body waiting to be stored.
@@ -165,7 +185,7 @@ func New(cfg Config) (*Archiver, error) {
 	if cfg.URL == nil {
 		cfg.URL = defaultURL
 	}
-	recent, err := ristretto.NewCache(&ristretto.Config[string, string]{
+	recent, err := ristretto.NewCache(&ristretto.Config[string, recentEntry]{
 		NumCounters: 1e5,     // about ten times the entries expected
 		MaxCost:     8 << 20, // bytes of URL and hash kept
 		BufferItems: 64,
@@ -289,6 +309,11 @@ func (a *Archiver) release(c *capture) {
 // storeCapture decodes, hashes and stores one capture, counting the
 // outcome. It reports whether the body is in the store.
 func (a *Archiver) storeCapture(ctx context.Context, c *capture) bool {
+	raw := rawSum(c.body, c.encodings)
+	if e, ok := a.recent.Get(c.url); ok && e.raw == raw {
+		a.deduped.Add(1)
+		return true
+	}
 	body := c.body
 	if len(c.encodings) > 0 {
 		var err error
@@ -305,7 +330,7 @@ func (a *Archiver) storeCapture(ctx context.Context, c *capture) bool {
 	}
 	sum := sha256.Sum256(body)
 	hash := hex.EncodeToString(sum[:])
-	if h, ok := a.recent.Get(c.url); ok && h == hash {
+	if e, ok := a.recent.Get(c.url); ok && e.hash == hash {
 		a.deduped.Add(1)
 		return true
 	}
@@ -327,7 +352,7 @@ func (a *Archiver) storeCapture(ctx context.Context, c *capture) bool {
 	if newBody {
 		a.newBodies.Add(1)
 	}
-	a.recent.SetWithTTL(c.url, hash, int64(len(c.url)+len(hash)), recentTTL)
+	a.recent.SetWithTTL(c.url, recentEntry{hash: hash, raw: raw}, int64(len(c.url)+len(hash)+8), recentTTL)
 	a.recent.Wait() // so the next capture of this URL sees it
 	return true
 }
