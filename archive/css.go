@@ -185,7 +185,7 @@ func scanCSS(css []byte, fn func(cssRef)) {
 		case c == '@':
 			name, end := scanCSSName(css, i+1)
 			i = end
-			importString = strings.EqualFold(name, "import")
+			importString = bytes.EqualFold(name, []byte("import"))
 			continue
 		case c == '#':
 			_, i = scanCSSName(css, i+1)
@@ -204,14 +204,14 @@ func scanCSS(css []byte, fn func(cssRef)) {
 				break
 			}
 			i++
-			switch strings.ToLower(name) {
-			case "url":
+			switch {
+			case bytes.EqualFold(name, []byte("url")):
 				ref, end, ok := scanCSSURL(css, start, i)
 				i = end
 				if ok {
 					fn(ref)
 				}
-			case "image-set", "-webkit-image-set":
+			case bytes.EqualFold(name, []byte("image-set")), bytes.EqualFold(name, []byte("-webkit-image-set")):
 				depth++
 				imageSet = depth
 			default:
@@ -368,8 +368,8 @@ func decodeCSSEscape(css []byte, i int) (rune, int) {
 }
 
 // scanCSSName scans a run of name code points and escapes from css[i],
-// returning it decoded and the index after it.
-func scanCSSName(css []byte, i int) (string, int) {
+// returning it decoded (possibly a subslice of css) and the index after it.
+func scanCSSName(css []byte, i int) ([]byte, int) {
 	start := i
 	var b []byte
 	for i < len(css) {
@@ -377,7 +377,7 @@ func scanCSSName(css []byte, i int) (string, int) {
 		switch {
 		case c == '\\':
 			if i+1 >= len(css) || css[i+1] == '\n' || css[i+1] == '\r' || css[i+1] == '\f' {
-				return string(b), i
+				return b, i
 			}
 			if b == nil {
 				b = append([]byte{}, css[start:i]...)
@@ -392,15 +392,15 @@ func scanCSSName(css []byte, i int) (string, int) {
 			i++
 		default:
 			if b == nil {
-				return string(css[start:i]), i
+				return css[start:i], i
 			}
-			return string(b), i
+			return b, i
 		}
 	}
 	if b == nil {
-		return string(css[start:i]), i
+		return css[start:i], i
 	}
-	return string(b), i
+	return b, i
 }
 
 // isCSSNameStart reports whether an identifier starts at css[i].

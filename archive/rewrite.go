@@ -11,6 +11,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // rrweb's event and node numbering (@rrweb/types 2.1: EventType,
@@ -140,37 +142,97 @@ func RewriteEvents(dst io.Writer, src io.Reader, m Mapper) error {
 // each asset reference to m and calls emit with the raw event and, when m
 // mapped something in it, the rewritten event (nil otherwise).
 func walkEvents(src io.Reader, m Mapper, emit func(raw json.RawMessage, ev any) error) error {
-	dec := json.NewDecoder(src)
-	dec.UseNumber()
-	tok, err := dec.Token()
+	dec := jsontext.NewDecoder(src, jsonOptions...)
+	tok, err := dec.ReadToken()
 	if err != nil {
 		return fmt.Errorf("read events: %w", err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
+	if tok.Kind() != '[' {
 		return errors.New("read events: not a JSON array")
 	}
 	w := &walker{m: m, nodes: make(map[string]nodeKind), links: make(map[string]*linkInfo)}
-	var raw json.RawMessage
-	for dec.More() {
-		raw = raw[:0]
-		if err := dec.Decode(&raw); err != nil {
+	for dec.PeekKind() != ']' {
+		raw, err := dec.ReadValue() // valid until the next read
+		if err != nil {
 			return fmt.Errorf("read events: %w", err)
 		}
-		ev, err := w.event(raw)
+		ev, err := w.event(json.RawMessage(raw))
 		if err != nil {
 			return err
 		}
-		if err := emit(raw, ev); err != nil {
+		if err := emit(json.RawMessage(raw), ev); err != nil {
 			return err
 		}
 	}
-	if _, err := dec.Token(); err != nil {
+	if _, err := dec.ReadToken(); err != nil {
 		return fmt.Errorf("read events: %w", err)
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := dec.ReadToken(); err != io.EOF {
 		return errors.New("read events: data after the array")
 	}
 	return nil
+}
+
+// jsonOptions accept what encoding/json accepts: rrweb records whatever
+// strings the page holds.
+var jsonOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true)}
+
+// decodeValue decodes the next value of dec as encoding/json does into an
+// any with UseNumber — maps, slices, strings, json.Number, bools, nil —
+// without its reflection, which costs three times as much.
+func decodeValue(dec *jsontext.Decoder) (any, error) {
+	switch dec.PeekKind() {
+	case '0':
+		v, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		return json.Number(v), nil
+	case '{':
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
+		obj := make(map[string]any)
+		for dec.PeekKind() != '}' {
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return nil, err
+			}
+			name := tok.String() // before the next read voids tok
+			v, err := decodeValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			obj[name] = v
+		}
+		_, err := dec.ReadToken()
+		return obj, err
+	case '[':
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
+		arr := []any{}
+		for dec.PeekKind() != ']' {
+			v, err := decodeValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		_, err := dec.ReadToken()
+		return arr, err
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case '"':
+		return tok.String(), nil
+	case 't', 'f':
+		return tok.Bool(), nil
+	}
+	return nil, nil
 }
 
 // walker carries what one pass over an event array knows: the page's URL
@@ -181,6 +243,7 @@ type walker struct {
 	nodes   map[string]nodeKind
 	links   map[string]*linkInfo
 	changed bool
+	dec     jsontext.Decoder // reused for each event
 }
 
 // mayReference reports whether an event's raw JSON can hold an asset
@@ -235,10 +298,9 @@ func (w *walker) event(raw json.RawMessage) (any, error) {
 	if !mayReference(raw) {
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	w.dec.Reset(bytes.NewReader(raw), jsonOptions...)
+	v, err := decodeValue(&w.dec)
+	if err != nil {
 		return nil, fmt.Errorf("read event: %w", err)
 	}
 	ev, ok := v.(map[string]any)
