@@ -13,8 +13,11 @@ require (
 )
 
 require (
+	github.com/bits-and-blooms/bitset v1.24.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/dgraph-io/ristretto/v2 v2.4.2
+	github.com/nlnwa/gowarc/v2 v2.2.4
+	github.com/nlnwa/whatwg-url v0.6.2 // indirect
 )
 
 require (

@@ -71,6 +71,14 @@
 // Checks run in this order: method, client rate, body size, decoding and
 // event validation, token, session length, session rate, store.
 //
+// # Assets
+//
+// The batch also records the absolute URLs of the stylesheets, fonts and
+// images its events reference (archive.AssetURLs, at most MaxAssetURLs),
+// which asset retention keeps; once the batch is stored they are handed to
+// Collector.Assets, which fetches into the archive what the proxy never
+// served.
+//
 // # Derived rows
 //
 // One pass over the body validates it and fills the store.Batch summary,
@@ -117,8 +125,21 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loupe-dev/loupe/archive"
 	"github.com/loupe-dev/loupe/store"
 )
+
+// AssetWanter is told the asset URLs of every batch the store committed,
+// so that assets the proxy never served (other origins, a page's CDN
+// fonts) are fetched into the archive (*archive.Archiver). Want must not
+// block.
+type AssetWanter interface {
+	Want(urls []string)
+}
+
+// MaxAssetURLs bounds the asset URLs one batch records; a page
+// referencing more keeps the first ones in event order.
+const MaxAssetURLs = 500
 
 // Appender is the part of the store the collector writes to.
 type Appender interface {
@@ -144,6 +165,8 @@ type Collector struct {
 	KeepIP bool
 	// GeoIP finds the client's country. If nil, Client.Country is "".
 	GeoIP CountryLookup
+	// Assets is told each stored batch's asset URLs. If nil, nobody is.
+	Assets AssetWanter
 
 	// Logger receives one line per failed request. If nil, slog.Default().
 	Logger *slog.Logger
@@ -289,14 +312,35 @@ func (c *Collector) ingest(r *http.Request) error {
 	b.Client = c.enrich(ip, b.UserAgent)
 	b.ReceivedAt = now
 
+	b.AssetURLs = c.assetURLs(b.Events)
+
 	switch err := c.Store.AppendBatch(r.Context(), b); {
-	case err == nil, errors.Is(err, store.ErrDuplicate):
+	case err == nil:
+		if c.Assets != nil && len(b.AssetURLs) > 0 {
+			c.Assets.Want(b.AssetURLs)
+		}
+		return nil
+	case errors.Is(err, store.ErrDuplicate):
 		return nil
 	case r.Context().Err() != nil:
 		return &httpError{status: 499, msg: "client went away", err: err}
 	default:
 		return &httpError{status: http.StatusServiceUnavailable, msg: "storage unavailable, retry later", retryAfter: storeRetryAfter, err: err}
 	}
+}
+
+// assetURLs returns the batch's asset references, at most MaxAssetURLs.
+// The batch is valid already: a reference the archive cannot read costs
+// the replay an archived copy, never the visitor the batch.
+func (c *Collector) assetURLs(events []byte) []string {
+	urls, err := archive.AssetURLs(events)
+	if err != nil {
+		c.logger().Debug("asset urls", "err", err)
+	}
+	if len(urls) > MaxAssetURLs {
+		urls = urls[:MaxAssetURLs:MaxAssetURLs]
+	}
+	return urls
 }
 
 // readBody reads the request body within the limits, decompressing gzip.

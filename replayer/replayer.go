@@ -35,11 +35,17 @@ type Reader interface {
 type Config struct {
 	// Store is read for sessions and events. Required.
 	Store Reader
+	// Assets is the asset archive replays are served from. If nil, the
+	// Store is used when it implements Assets too; if it does not, events
+	// are always served as recorded and the archive routes answer 404.
+	Assets Assets
 	// UI holds the built UI bundle (app.js, app.css). If nil or empty,
 	// pages explain that the bundle must be built.
 	UI fs.FS
 	// Logger receives one line per failed request. If nil, slog.Default().
 	Logger *slog.Logger
+	// Now is the clock. If nil, time.Now.
+	Now func() time.Time
 }
 
 // Server serves the replay UI and API.
@@ -57,6 +63,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Assets == nil {
+		cfg.Assets, _ = cfg.Store.(Assets)
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger}
 	s.mux = s.routes()
 	return s, nil
@@ -70,6 +82,8 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("GET /api/sessions", s.handle(s.listSessions))
 	mux.Handle("GET /api/sessions/{id}", s.handle(s.getSession))
 	mux.Handle("GET /api/sessions/{id}/events", s.handle(s.getEvents))
+	mux.Handle("GET /api/sessions/{id}/assets.warc", s.handle(s.getWARC))
+	mux.Handle("GET "+archivePath+"{hash}", s.handle(s.getArchived))
 	mux.Handle("GET /healthz", s.handle(s.healthz))
 	mux.Handle("GET /readyz", s.handle(s.readyz))
 	if s.cfg.UI != nil {
@@ -199,15 +213,41 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 
 // getEvents streams the session's rrweb events as one JSON array, gzipped
 // when the client accepts it. Sessions can be large; nothing is buffered.
+//
+// ?assets=archive (the default, which the player uses) rewrites every asset
+// URL the archive holds to its archived copy closest to the session's
+// start; ?assets=live serves the events exactly as recorded. &download=1
+// saves the answer as session-<id>.json.
 func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	if _, err := s.cfg.Store.Session(r.Context(), id); err != nil {
+	q := r.URL.Query()
+	mode := q.Get("assets")
+	switch mode {
+	case "", "archive":
+		mode = "archive"
+	case "live":
+	default:
+		return &Error{http.StatusBadRequest, "assets must be archive or live"}
+	}
+	download := false
+	switch q.Get("download") {
+	case "", "0":
+	case "1":
+		download = true
+	default:
+		return &Error{http.StatusBadRequest, "download must be 1 or 0"}
+	}
+	sess, err := s.cfg.Store.Session(r.Context(), id)
+	if err != nil {
 		return fmt.Errorf("get session: %w", err)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "private, no-store")
 	h.Add("Vary", "Accept-Encoding")
+	if download {
+		h.Set("Content-Disposition", attachment("session-"+id+".json"))
+	}
 	var out io.Writer = w
 	if acceptsGzip(r) {
 		h.Set("Content-Encoding", "gzip")
@@ -215,14 +255,23 @@ func (s *Server) getEvents(w http.ResponseWriter, r *http.Request) error {
 		defer zw.Close()
 		out = zw
 	}
-	if err := s.cfg.Store.WriteEvents(r.Context(), id, out); err != nil {
+	if mode == "archive" && s.cfg.Assets != nil {
+		err = s.writeArchivedEvents(r.Context(), out, s.cfg.Assets, sess)
+	} else {
+		err = s.cfg.Store.WriteEvents(r.Context(), id, out)
+	}
+	if err != nil {
 		// Headers are gone; all that is left is to log and cut the body
 		// short, which the client sees as invalid JSON.
-		s.log.Error("stream events", "session", id, "err", err)
+		if r.Context().Err() == nil {
+			s.log.Error("stream events", "session", id, "err", err)
+		}
 		panic(http.ErrAbortHandler)
 	}
 	return nil
 }
+
+func (s *Server) now() time.Time { return s.cfg.Now() }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
