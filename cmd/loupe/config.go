@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -60,6 +61,20 @@ type Config struct {
 	// Limits.MaxSessionLength also bounds sessions at the proxy.
 	Limits collector.Limits
 
+	// NoArchive turns the asset archive off (--archive=false): the proxy
+	// captures nothing and the collector fetches nothing. Replays then load
+	// assets from the live site, as do those of uncaptured assets anyway.
+	NoArchive bool
+	// ArchiveMaxBytes bounds an archived body; 0 means the archive's
+	// default (8 MiB).
+	ArchiveMaxBytes int64
+	// ArchivePublic are comma-separated path globs (path.Match, "/static/*")
+	// archived even when their headers forbid a shared cache to keep them.
+	ArchivePublic string
+	// AssetRetention is how long archived assets no recent session
+	// references are kept; 0 keeps them forever.
+	AssetRetention time.Duration
+
 	// Secret keys session cookies and tokens; every node of one deployment
 	// needs the same. If empty, one is made and kept in Data.
 	Secret string
@@ -110,6 +125,7 @@ func (c *Config) flags(fs *flag.FlagSet, r roles) error {
 	if r.has(roleProxy | roleCollector) {
 		fs.DurationVar(&c.Limits.MaxSessionLength, "max-session-length", 0, fmt.Sprintf("how long a session may last; later page loads start a new one and later batches are refused; 0 for %v", collector.DefaultMaxSessionLength))
 	}
+	c.archiveFlags(fs, r)
 	c.Secret = os.Getenv("LOUPE_SECRET")
 	return bindEnv(fs)
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loupe-dev/loupe/archive"
 	"github.com/loupe-dev/loupe/collector"
 	"github.com/loupe-dev/loupe/injector"
 	"github.com/loupe-dev/loupe/injector/recorder"
@@ -37,11 +38,15 @@ type Main struct {
 	// roles that run are, once Open returns; the others are "".
 	ProxyURL, CollectorURL, AdminURL string
 
-	tok     *collector.Tokens
-	db      store.Store
-	closers []io.Closer // closed with the store
-	servers []*http.Server
-	errc    chan error
+	tok  *collector.Tokens
+	db   store.Store
+	arch *archive.Archiver // nil when archiving is off
+	// stopRetention ends asset retention's loop; nil if none runs.
+	stopRetention func()
+	now           func() time.Time // the clock; nil means time.Now
+	closers       []io.Closer      // closed with the store
+	servers       []*http.Server
+	errc          chan error
 }
 
 // drainTimeout bounds how long Close waits for in-flight requests.
@@ -65,9 +70,20 @@ func (m *Main) Open(ctx context.Context) error {
 			return err
 		}
 	} else if m.Roles.has(roleCollector) {
-		if ingest, err = m.collector(ctx); err != nil {
+		c, err := m.collector(ctx)
+		if err != nil {
 			return err
 		}
+		// A collector alone fetches what recordings reference; the
+		// proxies in front of it capture what they serve.
+		arch, err := m.archiver(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if arch != nil {
+			c.Assets = arch
+		}
+		ingest = c
 	}
 	if m.Roles.has(roleReplayer) {
 		if err := m.openStore(ctx); err != nil {
@@ -79,6 +95,10 @@ func (m *Main) Open(ctx context.Context) error {
 		if !ui.Built() {
 			m.Logger.Warn("the replay UI bundle is not built; run make build")
 		}
+	}
+
+	if err := m.startRetention(); err != nil {
+		return err
 	}
 
 	m.errc = make(chan error, 3)
@@ -131,14 +151,31 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 	if recorder.JS() == nil {
 		m.Logger.Warn("the recorder bundle is not built; run make build")
 	}
-	px, err := proxy.New(proxy.Config{
+	pc := proxy.Config{
 		Upstream:   up,
 		Injector:   inj,
 		Tokens:     tokens,
 		Ingest:     ingest,
 		RecorderJS: recorder.JS(),
 		Logger:     m.Logger,
-	})
+	}
+	switch {
+	case m.Config.NoArchive:
+	case coll != nil && !m.Config.isPostgres():
+		// Its captures would land in a SQLite file of this node's own that
+		// no collector or replayer of the deployment reads.
+		m.Logger.Warn("not archiving assets: a proxy forwarding to --collector archives only into a shared --database postgres://…")
+	default:
+		arch, err := m.archiver(ctx, up)
+		if err != nil {
+			return nil, err
+		}
+		pc.Archive = arch
+		if c, ok := ingest.(*collector.Collector); ok {
+			c.Assets = arch
+		}
+	}
+	px, err := proxy.New(pc)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
@@ -250,7 +287,8 @@ func (m *Main) Wait(ctx context.Context) error {
 }
 
 // Close stops every listener at once, waits up to drainTimeout for
-// in-flight requests to finish, then closes the store. A batch still in
+// in-flight requests to finish, lets the archiver store what it captured,
+// then closes the store. A batch still in
 // flight when the store closes is answered 503, never acknowledged.
 func (m *Main) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
@@ -268,6 +306,16 @@ func (m *Main) Close() error {
 		}()
 	}
 	wg.Wait()
+	// Captures of the last responses are stored before the store closes.
+	if m.arch != nil {
+		errs = append(errs, m.arch.Close())
+		st := m.arch.Stats()
+		m.Logger.Info("archive", "captured", st.Captured, "new_bodies", st.NewBodies, "dropped", st.Dropped,
+			"failed", st.Failed, "fetched", st.Fetched, "fetch_failed", st.FetchFailed)
+	}
+	if m.stopRetention != nil {
+		m.stopRetention()
+	}
 	if m.db != nil {
 		errs[len(m.servers)] = m.db.Close()
 	}
