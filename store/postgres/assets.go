@@ -17,10 +17,14 @@ import (
 
 var _ store.AssetStore = (*DB)(nil)
 
-// assetLockClass is the first key of the two-key transaction-level
-// advisory locks PutAsset takes per URL (the second is hashtext of the
-// URL). Two-key locks never collide with migrate's one-key lock.
-const assetLockClass = 0x4c4f5550 // "LOUP"
+// Advisory locks of the archive, two-key transaction-level ones, which
+// never collide with migrate's one-key lock: PutAsset takes the prune lock
+// shared and then its URL's lock (second key: hashtext of the URL);
+// PruneAssets takes the prune lock exclusively.
+const (
+	urlLockClass   = 0x4c4f5550 // "LOUP"
+	pruneLockClass = urlLockClass + 1
+)
 
 // checkAsset validates a capture and returns its body's hash, lowercased.
 func checkAsset(a *store.Asset, body []byte) (string, error) {
@@ -46,12 +50,12 @@ func checkAsset(a *store.Asset, body []byte) (string, error) {
 // a.URL set and a.CapturedAt not zero; the stored size is len(body),
 // whatever a.Size says. It reports whether a new body was stored.
 //
-// Concurrency, across nodes too: the transaction first takes an advisory
-// lock on the URL, so captures of one URL are checked and recorded one
-// after another; identical bodies race on the primary key, and the losers
-// find the winner's row once it commits. The body row and the latest
-// capture are share-locked until commit, so that PruneAssets, which skips
-// locked rows, cannot delete them in between.
+// Concurrency, across nodes too: the transaction takes an advisory lock
+// on the URL, so captures of one URL are checked and recorded one after
+// another; identical bodies race on the primary key, and the losers see
+// the winner's row once it commits. It also holds the prune lock shared,
+// so that PruneAssets never deletes the body or the latest capture it
+// relies on between its check and its commit.
 func (db *DB) PutAsset(ctx context.Context, a *store.Asset, body []byte) (bool, error) {
 	hash, err := checkAsset(a, body)
 	if err != nil {
@@ -73,23 +77,34 @@ func (db *DB) PutAsset(ctx context.Context, a *store.Asset, body []byte) (bool, 
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(assetLockClass), a.URL); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, 0), pg_advisory_xact_lock($2, hashtext($3))`,
+		int32(pruneLockClass), int32(urlLockClass), a.URL); err != nil {
 		return false, fmt.Errorf("put asset %s: lock: %w", a.URL, err)
 	}
-	newBody, err := lockOrInsertBody(ctx, tx, hash, len(body), func() ([]byte, string) {
+	var one int
+	err = tx.QueryRow(ctx, `SELECT 1 FROM asset_bodies WHERE hash = $1`, hash).Scan(&one)
+	newBody := errors.Is(err, pgx.ErrNoRows)
+	if err != nil && !newBody {
+		return false, fmt.Errorf("put asset %s: look up body: %w", a.URL, err)
+	}
+	if newBody {
 		if data == nil { // pruned since the check above
 			data, codec = chunk.EncodeAsset(body, a.ContentType)
 		}
-		return data, codec
-	})
-	if err != nil {
-		return false, fmt.Errorf("put asset %s: %w", a.URL, err)
+		tag, err := tx.Exec(ctx, `
+			INSERT INTO asset_bodies (hash, codec, size, data, created_at)
+			VALUES ($1, $2, $3, $4, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
+			ON CONFLICT (hash) DO NOTHING`, hash, codec, len(body), data)
+		if err != nil {
+			return false, fmt.Errorf("put asset %s: insert body: %w", a.URL, err)
+		}
+		newBody = tag.RowsAffected() == 1 // else another call stored it first
 	}
 
 	var latest string
 	err = tx.QueryRow(ctx, `
 		SELECT hash FROM asset_captures WHERE url = $1
-		ORDER BY captured_at DESC, id DESC LIMIT 1 FOR SHARE`, a.URL).Scan(&latest)
+		ORDER BY captured_at DESC, id DESC LIMIT 1`, a.URL).Scan(&latest)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("put asset %s: look up latest capture: %w", a.URL, err)
 	}
@@ -105,36 +120,6 @@ func (db *DB) PutAsset(ctx context.Context, a *store.Asset, body []byte) (bool, 
 		return false, fmt.Errorf("put asset %s: commit: %w", a.URL, err)
 	}
 	return newBody, nil
-}
-
-// lockOrInsertBody share-locks the body row of hash, inserting it with
-// encode's data first if absent, and reports whether it inserted it.
-func lockOrInsertBody(ctx context.Context, tx pgx.Tx, hash string, size int, encode func() ([]byte, string)) (bool, error) {
-	// A row can vanish between the insert's conflict and the lock only if
-	// PruneAssets deleted it just then; a few rounds settle it.
-	for range 3 {
-		var one int
-		err := tx.QueryRow(ctx, `SELECT 1 FROM asset_bodies WHERE hash = $1 FOR KEY SHARE`, hash).Scan(&one)
-		if err == nil {
-			return false, nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return false, fmt.Errorf("look up body: %w", err)
-		}
-		data, codec := encode()
-		tag, err := tx.Exec(ctx, `
-			INSERT INTO asset_bodies (hash, codec, size, data, created_at)
-			VALUES ($1, $2, $3, $4, (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
-			ON CONFLICT (hash) DO NOTHING`, hash, codec, size, data)
-		if err != nil {
-			return false, fmt.Errorf("insert body: %w", err)
-		}
-		if tag.RowsAffected() == 1 {
-			return true, nil
-		}
-		// Another transaction stored it first: lock its row.
-	}
-	return false, errors.New("insert body: kept vanishing under concurrent pruning")
 }
 
 // HasBody reports whether a body with this hash is stored.
@@ -254,29 +239,29 @@ func (db *DB) SessionAssets(ctx context.Context, sessionID string) ([]*store.Ass
 // captures, so the one the session replays with, before or after its
 // start, stays.
 //
-// Rows a concurrent PutAsset has locked (the body it is capturing, the
-// URL's latest capture it compared with) are skipped, to be pruned next
-// time, rather than deleted under it.
+// It holds the prune lock exclusively: PutAsset calls wait for it, and it
+// for those in flight.
 func (db *DB) PruneAssets(ctx context.Context, cutoff time.Time) (int, error) {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("prune assets: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, 0)`, int32(pruneLockClass)); err != nil {
+		return 0, fmt.Errorf("prune assets: lock: %w", err)
+	}
+	// Each statement's snapshot is taken after the lock: it sees every
+	// capture recorded before.
 	if _, err := tx.Exec(ctx, `
-		DELETE FROM asset_captures WHERE id IN (
-			SELECT id FROM asset_captures
-			WHERE captured_at < $1 AND url NOT IN (
-				SELECT sa.url FROM session_assets sa JOIN sessions s ON s.id = sa.session_id
-				WHERE s.started_at >= $1 OR s.started_at IS NULL)
-			FOR UPDATE SKIP LOCKED)`, cutoff.UnixMilli()); err != nil {
+		DELETE FROM asset_captures
+		WHERE captured_at < $1 AND url NOT IN (
+			SELECT sa.url FROM session_assets sa JOIN sessions s ON s.id = sa.session_id
+			WHERE s.started_at >= $1 OR s.started_at IS NULL)`, cutoff.UnixMilli()); err != nil {
 		return 0, fmt.Errorf("prune assets: captures: %w", err)
 	}
 	tag, err := tx.Exec(ctx, `
-		DELETE FROM asset_bodies WHERE hash IN (
-			SELECT hash FROM asset_bodies b
-			WHERE NOT EXISTS (SELECT 1 FROM asset_captures c WHERE c.hash = b.hash)
-			FOR UPDATE SKIP LOCKED)`)
+		DELETE FROM asset_bodies b
+		WHERE NOT EXISTS (SELECT 1 FROM asset_captures c WHERE c.hash = b.hash)`)
 	if err != nil {
 		return 0, fmt.Errorf("prune assets: bodies: %w", err)
 	}
