@@ -135,12 +135,17 @@ func (db *DB) HasBody(ctx context.Context, hash string) (bool, error) {
 	return true, nil
 }
 
-// captureAt selects the id of the capture of url (%[1]s) closest at or
-// before %[2]s (Unix ms), else the first after; the later-recorded of
-// equal times.
-const captureAt = `coalesce(
-	(SELECT id FROM asset_captures WHERE url = %[1]s AND captured_at <= %[2]s ORDER BY captured_at DESC, id DESC LIMIT 1),
-	(SELECT id FROM asset_captures WHERE url = %[1]s AND captured_at > %[2]s ORDER BY captured_at, id LIMIT 1))`
+// captureAt is a query of the capture of url (%[1]s) closest at or before
+// %[2]s (Unix ms), else the first after; the later-recorded of equal
+// times. Append runs its branches in order, so the second runs only if
+// the first finds nothing; each is one index probe.
+const captureAt = `(
+	(SELECT url, hash, content_type, size, captured_at FROM asset_captures
+	 WHERE url = %[1]s AND captured_at <= %[2]s ORDER BY captured_at DESC, id DESC LIMIT 1)
+	UNION ALL
+	(SELECT url, hash, content_type, size, captured_at FROM asset_captures
+	 WHERE url = %[1]s AND captured_at > %[2]s ORDER BY captured_at, id LIMIT 1)
+	LIMIT 1)`
 
 const assetColumns = `c.url, c.hash, c.content_type, c.size, c.captured_at`
 
@@ -158,7 +163,7 @@ func scanAsset(row pgx.Row) (*store.Asset, error) {
 // after t; store.ErrNotFound if the URL was never captured.
 func (db *DB) Capture(ctx context.Context, url string, t time.Time) (*store.Asset, error) {
 	a, err := scanAsset(db.pool.QueryRow(ctx,
-		`SELECT `+assetColumns+` FROM asset_captures c WHERE c.id = `+fmt.Sprintf(captureAt, "$1", "$2::bigint"),
+		`SELECT `+assetColumns+` FROM `+fmt.Sprintf(captureAt, "$1", "$2::bigint")+` AS c`,
 		url, t.UnixMilli()))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fmt.Errorf("capture %s: %w", url, store.ErrNotFound)
@@ -219,7 +224,7 @@ func (db *DB) SessionAssets(ctx context.Context, sessionID string) ([]*store.Ass
 	}
 	rows, err := tx.Query(ctx, `
 		SELECT `+assetColumns+`
-		FROM session_assets sa JOIN asset_captures c ON c.id = `+fmt.Sprintf(captureAt, "sa.url", "$2::bigint")+`
+		FROM session_assets sa CROSS JOIN LATERAL `+fmt.Sprintf(captureAt, "sa.url", "$2::bigint")+` AS c
 		WHERE sa.session_id = $1
 		ORDER BY sa.url`, sessionID, at)
 	if err != nil {

@@ -24,10 +24,10 @@ CREATE TABLE asset_captures (
     size         bigint NOT NULL,
     captured_at  bigint NOT NULL
 );
--- Capture lookups by URL and time.
-CREATE INDEX asset_captures_by_url ON asset_captures (url, captured_at);
+-- Capture lookups by URL and time (id: their order, as SQLite's rowid).
+CREATE INDEX asset_captures_by_url ON asset_captures (url, captured_at, id);
 -- Body's content type, and pruning bodies no capture uses.
-CREATE INDEX asset_captures_by_hash ON asset_captures (hash, captured_at);
+CREATE INDEX asset_captures_by_hash ON asset_captures (hash, captured_at, id);
 
 -- Asset URLs each session's events reference (store.Batch.AssetURLs): what
 -- replaying it needs, and so what retention keeps.
