@@ -15,6 +15,9 @@
 // Measured on a real Chromium session of the demo shop (seven page loads,
 // testdata in store/storetest): each batch alone 3.8×, with a keyframe
 // dictionary 11×.
+//
+// Archived asset bodies are encoded here too (EncodeAsset): textual ones
+// compressed alone, binary ones as they are.
 package chunk
 
 import (

@@ -9,7 +9,8 @@
 // row lock (their summaries add up exactly) while batches of different
 // sessions run in parallel. Retries of one batch from several nodes race on
 // the chunk's primary key: exactly one is stored, the others get
-// store.ErrDuplicate.
+// store.ErrDuplicate. The asset archive (store.AssetStore) serializes
+// PutAsset per URL with advisory locks; see PutAsset and PruneAssets.
 //
 // Outages: connections time out after 3 s and idle ones are checked before
 // use, so while the database is down calls fail within seconds (the collector
