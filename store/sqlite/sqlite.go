@@ -1,6 +1,6 @@
-// Package sqlite is Loupe's embedded store: a store.Store on one SQLite file,
-// through the pure Go driver modernc.org/sqlite, so that nothing needs to be
-// installed.
+// Package sqlite is Loupe's embedded store: a store.Store and
+// store.AssetStore on one SQLite file, through the pure Go driver
+// modernc.org/sqlite, so that nothing needs to be installed.
 //
 // The database runs in WAL mode with foreign keys on. Writes go through a
 // pool holding a single connection, so concurrent AppendBatch calls queue in
