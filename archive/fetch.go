@@ -342,6 +342,7 @@ func (f *fetcher) run(u string) {
 	}
 	if err == nil && a.storeCapture(f.ctx, c) {
 		a.fetched.Add(1)
+		f.wantSubresources(c)
 		return
 	}
 	if err != nil {
@@ -349,6 +350,24 @@ func (f *fetcher) run(u string) {
 		a.log.Debug("archive: fetch", "url", u, "err", err)
 	}
 	f.coolDown(u)
+}
+
+// wantSubresources queues the fonts, images and imports a fetched
+// stylesheet references: the visitor's browser loaded them from another
+// origin, so the proxy never saw them either. Stylesheets the proxy tees
+// need no such pass: their subresources come through the proxy too.
+func (f *fetcher) wantSubresources(c *capture) {
+	mt, _, _ := mime.ParseMediaType(c.contentType)
+	if mt != "text/css" || len(c.encodings) > 0 {
+		return
+	}
+	base, err := url.Parse(c.url)
+	if err != nil {
+		return
+	}
+	if urls := CSSURLs(c.body, base); len(urls) > 0 {
+		f.a.Want(urls)
+	}
 }
 
 // coolDown keeps u from being fetched for CoolDown.

@@ -92,6 +92,35 @@ func TestFetchStores(t *testing.T) {
 	}
 }
 
+// TestFetchStylesheetSubresources: a fetched stylesheet's fonts and
+// images are fetched too; the visitor loaded them from that other origin.
+func TestFetchStylesheetSubresources(t *testing.T) {
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/css/site.css":
+			w.Header().Set("Content-Type", "text/css")
+			w.Write([]byte(`@font-face{src:url(../f/a.woff2)} body{background:url("/img/bg.png")}`))
+		case "/f/a.woff2":
+			w.Header().Set("Content-Type", "font/woff2")
+			w.Write([]byte("wOF2font"))
+		case "/img/bg.png":
+			w.Header().Set("Content-Type", "image/png")
+			w.Write([]byte("\x89PNG\r\n\x1a\nimage"))
+		default:
+			http.NotFound(w, r)
+		}
+	})
+	st := newFakeStore()
+	a := fetchArchiver(t, st, nil, o)
+	a.Want([]string{o.URL + "/css/site.css"})
+	waitFor(t, "stylesheet and its subresources", func() bool { return a.Stats().Fetched == 3 })
+	for _, u := range []string{"/f/a.woff2", "/img/bg.png"} {
+		if b, _ := st.body(o.URL + u); len(b) == 0 {
+			t.Errorf("%s was not archived", u)
+		}
+	}
+}
+
 // TestFetchRefusesLoopback: a loopback origin that is not an upstream is
 // refused before any connection, directly or through a redirect.
 func TestFetchRefusesLoopback(t *testing.T) {
