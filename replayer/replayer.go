@@ -160,6 +160,23 @@ type sessionJSON struct {
 	UserAgent   string    `json:"user_agent"`
 	Bytes       int64     `json:"bytes"`        // events as received, uncompressed
 	StoredBytes int64     `json:"stored_bytes"` // what the store holds for them
+
+	// Added with ingest enrichment (issue 5). Empty strings and zeros
+	// mean unknown.
+	InputCount     int    `json:"input_count"`
+	ErrorCount     int    `json:"error_count"`
+	Browser        string `json:"browser"`
+	BrowserVersion string `json:"browser_version"`
+	OS             string `json:"os"`
+	Device         string `json:"device"` // desktop, mobile, tablet or bot
+	Country        string `json:"country"`
+	Language       string `json:"language"`
+	ViewportW      int    `json:"viewport_width"`
+	ViewportH      int    `json:"viewport_height"`
+	Referrer       string `json:"referrer"`
+	UTMSource      string `json:"utm_source"`
+	UTMMedium      string `json:"utm_medium"`
+	UTMCampaign    string `json:"utm_campaign"`
 }
 
 func toJSON(s *store.Session) sessionJSON {
@@ -175,6 +192,21 @@ func toJSON(s *store.Session) sessionJSON {
 		UserAgent:   s.UserAgent,
 		Bytes:       s.Bytes,
 		StoredBytes: s.StoredBytes,
+
+		InputCount:     s.InputCount,
+		ErrorCount:     s.ErrorCount,
+		Browser:        s.Client.Browser,
+		BrowserVersion: s.Client.BrowserVersion,
+		OS:             s.Client.OS,
+		Device:         s.Client.Device,
+		Country:        s.Client.Country,
+		Language:       s.Language,
+		ViewportW:      s.ViewportW,
+		ViewportH:      s.ViewportH,
+		Referrer:       s.Referrer,
+		UTMSource:      s.UTMSource,
+		UTMMedium:      s.UTMMedium,
+		UTMCampaign:    s.UTMCampaign,
 	}
 }
 

@@ -63,7 +63,9 @@ func newServer(t *testing.T) (*httptest.Server, *fakeStore) {
 	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	fs := &fakeStore{
 		sessions: []*store.Session{{ID: "s1", StartedAt: start, EndedAt: start.Add(90 * time.Second),
-			PageCount: 3, ClickCount: 7, EventCount: 40, EntryURL: "http://shop.test/", UserAgent: "Chrome"}},
+			PageCount: 3, ClickCount: 7, EventCount: 40, EntryURL: "http://shop.test/", UserAgent: "Chrome",
+			Client:   store.Client{Browser: "Chrome", OS: "Windows", Device: "desktop", Country: "NZ"},
+			Language: "en-NZ", ViewportW: 1280, ViewportH: 720, UTMSource: "news"}},
 		events: map[string]string{"s1": `[{"type":4,"data":{},"timestamp":1}]`},
 	}
 	srv, err := New(Config{Store: fs, Logger: slog.New(slog.DiscardHandler),
@@ -140,7 +142,9 @@ func TestSessionJSON(t *testing.T) {
 		t.Errorf("store got filter %+v, want limit 10 offset 20", fs.gotF)
 	}
 	want := map[string]any{"id": "s1", "started_at": "2026-11-27T10:00:00Z", "duration_ms": 90000.0,
-		"page_count": 3.0, "click_count": 7.0, "entry_url": "http://shop.test/", "user_agent": "Chrome"}
+		"page_count": 3.0, "click_count": 7.0, "entry_url": "http://shop.test/", "user_agent": "Chrome",
+		"browser": "Chrome", "os": "Windows", "device": "desktop", "country": "NZ", "language": "en-NZ",
+		"viewport_width": 1280.0, "viewport_height": 720.0, "utm_source": "news"}
 	if len(got.Sessions) != 1 {
 		t.Fatalf("got %d sessions, want 1", len(got.Sessions))
 	}

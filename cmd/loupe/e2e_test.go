@@ -116,6 +116,12 @@ type apiSession struct {
 	ClickCount int    `json:"click_count"`
 	EntryURL   string `json:"entry_url"`
 	UserAgent  string `json:"user_agent"`
+	InputCount int    `json:"input_count"`
+	Browser    string `json:"browser"`
+	OS         string `json:"os"`
+	Device     string `json:"device"`
+	Language   string `json:"language"`
+	ViewportW  int    `json:"viewport_width"`
 }
 
 // TestRecordAndReplay is the foundation's end to end: a visitor browses the
@@ -199,6 +205,13 @@ func TestRecordAndReplay(t *testing.T) {
 	}
 	if !strings.Contains(sess.UserAgent, "Chrome") || sess.DurationMS <= 0 {
 		t.Errorf("got user_agent %q, duration %d ms; want Chromium's and a positive duration", sess.UserAgent, sess.DurationMS)
+	}
+	// Enrichment at ingest: from the User-Agent, the Meta events and the
+	// recorder's page info. HeadlessChrome's User-Agent says what it is,
+	// and the parser files it as a bot.
+	if sess.Browser != "Chrome" || sess.OS != "Linux" || sess.Device != "bot" || sess.Language == "" || sess.ViewportW <= 0 || sess.InputCount < 1 {
+		t.Errorf("got browser %q, os %q, device %q, language %q, viewport width %d, inputs %d; want Chrome, Linux, bot and the rest known",
+			sess.Browser, sess.OS, sess.Device, sess.Language, sess.ViewportW, sess.InputCount)
 	}
 	var one apiSession
 	getJSON(t, m.AdminURL+"/api/sessions/"+sess.ID, &one)
