@@ -63,6 +63,13 @@ type Config struct {
 	// its body streams to the visitor; it may wrap resp.Body to tee it, and
 	// must neither block nor change the bytes. If nil, nothing is archived.
 	Archive Archiver
+	// SiteHosts are the host names (host or host:port, as visitors' Host
+	// headers carry them) the site is served under. If set, responses to
+	// requests naming any other Host are not archived: a forged Host would
+	// otherwise file the origin's bytes under another site's URLs, which
+	// replays of that site would then show. If empty, every Host is
+	// trusted.
+	SiteHosts []string
 
 	// Transport reaches the upstream. If nil, a clone of
 	// http.DefaultTransport with compression handling off is used; a
@@ -205,7 +212,7 @@ func (p *Proxy) serveRecorder(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.cfg.Upstream)
 	pr.SetXForwarded()
-	if p.cfg.Archive != nil {
+	if p.cfg.Archive != nil && p.siteHost(pr.In.Host) {
 		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), publicURLKey{}, publicURL(pr.In)))
 	}
 	// Forward the session cookie's value in the context only; the origin
@@ -221,6 +228,22 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 			pr.Out.Header.Del("Accept-Encoding")
 		}
 	}
+}
+
+// siteHost reports whether host is one the site is served under.
+func (p *Proxy) siteHost(host string) bool {
+	if len(p.cfg.SiteHosts) == 0 {
+		return true
+	}
+	for _, h := range p.cfg.SiteHosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+		if name, _, err := net.SplitHostPort(host); err == nil && strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // publicURLKey carries the URL the visitor asked for from the inbound

@@ -675,3 +675,42 @@ func TestArchivePanicFailsOpen(t *testing.T) {
 		t.Errorf("got %d %q, want 200 %q", resp.StatusCode, body, "a{}")
 	}
 }
+
+// TestArchiveSiteHosts: with SiteHosts set, a request naming another Host
+// (a forged one, say) is served but not archived.
+func TestArchiveSiteHosts(t *testing.T) {
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css")
+		io.WriteString(w, "body{color:red}")
+	})
+	fa := &fakeArchive{}
+	srv, _ := mustProxy(t, origin, func(c *Config) { c.Archive = fa; c.SiteHosts = []string{"shop.example"} })
+	tests := []struct {
+		host    string
+		wantTee bool
+	}{
+		{"shop.example", true},
+		{"SHOP.example:8080", true},
+		{"cdn.example", false},
+		{"shop.example.evil", false},
+	}
+	for _, tt := range tests {
+		fa.mu.Lock()
+		fa.paths, fa.copies = nil, nil
+		fa.mu.Unlock()
+		req, _ := http.NewRequest("GET", srv.URL+"/site.css", nil)
+		req.Host = tt.host
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fa.mu.Lock()
+		got := len(fa.paths) > 0
+		fa.mu.Unlock()
+		if got != tt.wantTee || string(body) != "body{color:red}" {
+			t.Errorf("Host %s: archived %v, body %q; want archived %v and the origin's body", tt.host, got, body, tt.wantTee)
+		}
+	}
+}

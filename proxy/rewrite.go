@@ -26,7 +26,7 @@ var errPassThrough = errors.New("pass through")
 // wrong, the visitor gets the origin's bytes.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
 	if !injectable(resp) {
-		if p.cfg.Archive != nil && archivable(resp) {
+		if _, public := PublicURL(resp); public && archivable(resp) {
 			p.tee(resp)
 		}
 		return nil

@@ -46,6 +46,7 @@ func (c *Config) archiveFlags(fs *flag.FlagSet, r roles) {
 	if r.has(roleProxy | roleCollector) {
 		fs.Var(notBool{&c.NoArchive}, "archive", "archive the site's stylesheets, fonts and images so that replays show what visitors saw; false turns capture and fetching off")
 		fs.Int64Var(&c.ArchiveMaxBytes, "archive-max-bytes", 0, "largest asset body archived, in bytes; 0 for 8 MiB")
+		fs.StringVar(&c.SiteHosts, "site-host", "", "comma-separated `hosts` visitors reach the site under (e.g. shop.example,www.shop.example); if set, only requests naming them are archived")
 		fs.StringVar(&c.ArchivePublic, "archive-public", "", "comma-separated path `globs` archived even when their headers say private or set cookies, e.g. /static/*,/img/*/*")
 	}
 	fs.DurationVar(&c.AssetRetention, "asset-retention", 0, "remove archived assets no session of this `duration` references, checked hourly; 0 keeps them forever; set it on one node of a deployment")

@@ -71,6 +71,11 @@ type Config struct {
 	// ArchivePublic are comma-separated path globs (path.Match, "/static/*")
 	// archived even when their headers forbid a shared cache to keep them.
 	ArchivePublic string
+	// SiteHosts are comma-separated host names the site is served under;
+	// if set, the proxy archives only responses to requests naming one of
+	// them (a forged Host cannot file the origin's bytes under another
+	// site's URLs).
+	SiteHosts string
 	// AssetRetention is how long archived assets no recent session
 	// references are kept; 0 keeps them forever.
 	AssetRetention time.Duration

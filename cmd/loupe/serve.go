@@ -171,6 +171,11 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 			return nil, err
 		}
 		pc.Archive = arch
+		for _, h := range strings.Split(m.Config.SiteHosts, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				pc.SiteHosts = append(pc.SiteHosts, h)
+			}
+		}
 		if c, ok := ingest.(*collector.Collector); ok {
 			c.Assets = arch
 		}
