@@ -8,7 +8,10 @@
 # loopback ports:
 #   nginx-proxy      nginx proxy_pass (upstream keepalive)       the baseline
 #   nginx-subfilter  nginx proxy_pass + sub_filter '<head>' → recorder tag
-#   loupe            bin/loupe serve (injects the tag and masks form fields)
+#   loupe            bin/loupe serve (injects the tag and masks form fields;
+#                    archives stylesheets, fonts and images: the default)
+#   loupe-noarchive  the same with --archive=false (no asset capture), so
+#                    that the archive's capture cost is measured in the run
 # and the origin is measured directly too. Each front end is checked to do
 # what it claims (tag present or absent, asset byte for byte), warmed up, then
 # measured with wrk (closed loop) for each of {page, asset}: under load
@@ -16,7 +19,8 @@
 # ROUNDS times with the order of front ends rotated between rounds.
 # Reported: the median over rounds of requests/s, p50, p99 and the front
 # end's own CPU time per request, with ratios to nginx proxy_pass (and to
-# sub_filter) from the same run, and the goals checked against them.
+# sub_filter) from the same run, and the goals checked against them, plus
+# the asset capture's cost: Loupe with the archive on against off.
 #
 # Writes bench/results/latest.tsv (every round plus the medians) and
 # bench/results/latest.md (the table), and prints the table.
@@ -50,7 +54,7 @@ PATH=$PATH:/usr/sbin:/sbin
 TAG='<script src="/__loupe/recorder.js" defer></script>'
 # Loupe versions the URL (recorder.js?v=HASH): match the prefix.
 TAG_MATCH='src="/__loupe/recorder.js'
-TARGETS=(origin nginx-proxy nginx-subfilter loupe)
+TARGETS=(origin nginx-proxy nginx-subfilter loupe loupe-noarchive)
 CONTENTS=(page asset)
 
 log() { printf 'bench: %s\n' "$*" >&2; }
@@ -92,7 +96,7 @@ cleanup() {
 	for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 	if [ -n "$WORK" ] && [ -d "$WORK" ]; then
 		if [ "$rc" != 0 ] && [ -z "${KEEP_WORK:-}" ]; then
-			for f in "$WORK"/*/error.log "$WORK"/loupe/loupe.log; do
+			for f in "$WORK"/*/error.log "$WORK"/loupe/loupe.log "$WORK"/loupe-noarchive/loupe.log; do
 				[ -s "$f" ] && { log "last lines of $f:"; tail -n 5 "$f" >&2; }
 			done
 		fi
@@ -263,6 +267,7 @@ url_of() { # target content
 	nginx-proxy) port=$PROXY_PORT ;;
 	nginx-subfilter) port=$SUBFILTER_PORT ;;
 	loupe) port=$LOUPE_PORT ;;
+	loupe-noarchive) port=$NOARCH_PORT ;;
 	esac
 	case $2 in
 	page) echo "http://127.0.0.1:$port/form.html" ;;
@@ -276,6 +281,7 @@ pid_of() {
 	nginx-proxy) echo "$PID_nginx_proxy" ;;
 	nginx-subfilter) echo "$PID_nginx_subfilter" ;;
 	loupe) echo "$PID_loupe" ;;
+	loupe-noarchive) echo "$PID_loupe_noarchive" ;;
 	esac
 }
 
@@ -324,10 +330,16 @@ RECORDER=injector/recorder/dist/recorder.js
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/loupe-bench.XXXXXX")
 # nginx's workers run as nobody when this script runs as root.
 chmod 755 "$WORK"
-mkdir -p "$WORK/www" "$WORK/loupe/data" "$RESULTS"
+mkdir -p "$WORK/www" "$WORK/loupe/data" "$WORK/loupe-noarchive/data" "$RESULTS"
 # Run a copy: other builds may replace $LOUPE_BIN while this runs.
 cp "$LOUPE_BIN" "$WORK/loupe/loupe"
 LOUPE_SHA=$(sha256sum "$WORK/loupe/loupe" | cut -c1-12)
+# The tree's commit when the binary is copied (commits made during the run
+# do not change what is measured); LOUPE_BIN's build time says the rest.
+COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git status --porcelain --untracked-files=no -- . ":!bench" 2>/dev/null)" ] ||
+	COMMIT="$COMMIT + uncommitted changes"
+COMMIT="$COMMIT at start, bin/loupe sha256 $LOUPE_SHA built $(date -u -r "$LOUPE_BIN" +%Y-%m-%dT%H:%M:%SZ)"
 bash bench/gen-content.sh "$WORK/www"
 chmod 755 "$WORK/www"
 chmod 644 "$WORK/www"/*
@@ -341,6 +353,8 @@ PROXY_PORT=$(free_port)
 SUBFILTER_PORT=$(free_port)
 LOUPE_PORT=$(free_port)
 LOUPE_ADMIN_PORT=$(free_port)
+NOARCH_PORT=$(free_port)
+NOARCH_ADMIN_PORT=$(free_port)
 
 # 1. The one static origin. gzip off: every body is identity, so nothing is
 #    decompressed or recompressed anywhere.
@@ -361,14 +375,23 @@ start_nginx nginx-subfilter "$SUBFILTER_PORT" "$(proxy_block "$SUBFILTER_PORT" "
 			sub_filter '<head>' '<head>$TAG';
 			sub_filter_once on;")"
 
-# 3. Loupe in front, with a throwaway data folder.
-LOUPE_SECRET=${LOUPE_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')} \
-	"$WORK/loupe/loupe" serve --upstream "http://127.0.0.1:$ORIGIN_PORT" \
+# 3. Loupe in front, with a throwaway data folder: once as it ships (asset
+#    archive on), once with --archive=false (own ports, own data folder),
+#    both from the same binary.
+LOUPE_SECRET=${LOUPE_SECRET:-$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+export LOUPE_SECRET
+"$WORK/loupe/loupe" serve --upstream "http://127.0.0.1:$ORIGIN_PORT" \
 	--listen "127.0.0.1:$LOUPE_PORT" --admin "127.0.0.1:$LOUPE_ADMIN_PORT" \
 	--data "$WORK/loupe/data" </dev/null >"$WORK/loupe/loupe.log" 2>&1 &
 PIDS+=($!)
 PID_loupe=$!
 wait_http "http://127.0.0.1:$LOUPE_PORT/__loupe/healthz" loupe "$PID_loupe"
+"$WORK/loupe/loupe" serve --archive=false --upstream "http://127.0.0.1:$ORIGIN_PORT" \
+	--listen "127.0.0.1:$NOARCH_PORT" --admin "127.0.0.1:$NOARCH_ADMIN_PORT" \
+	--data "$WORK/loupe-noarchive/data" </dev/null >"$WORK/loupe-noarchive/loupe.log" 2>&1 &
+PIDS+=($!)
+PID_loupe_noarchive=$!
+wait_http "http://127.0.0.1:$NOARCH_PORT/__loupe/healthz" loupe-noarchive "$PID_loupe_noarchive"
 
 # ---------------------------------------------------------------- checks
 # Each front end must do what it claims, in this run, or nothing is measured.
@@ -388,7 +411,7 @@ for t in "${TARGETS[@]}"; do
 		[ "$n" = 1 ] || die "$t: page carries the recorder tag $n times, want 1"
 		grep -qF "<head>$TAG" "$body" || die "$t: tag not right after <head>"
 		;;
-	loupe)
+	loupe | loupe-noarchive)
 		[ "$n" = 1 ] || die "$t: page carries the recorder tag $n times, want 1"
 		grep -q 'rr-block' "$body" || die "$t: no form field marked rr-block"
 		grep -qi '^set-cookie: __loupe_sid=' "$hdrs" || die "$t: no session cookie set"
@@ -408,10 +431,28 @@ code=$(curl -sS -o "$WORK/recorder.js" -w "%{http_code}" "http://127.0.0.1:$LOUP
 [ -s "$WORK/recorder.js" ] || die "loupe serves an empty recorder.js"
 cmp -s "$WORK/recorder.js" "$RECORDER" ||
 	log "warning: $RECORDER differs from the bundle in $LOUPE_BIN (rebuilt since?); reporting the served one"
+# The archive on one side, and only there: the stylesheet fetched above is in
+# the archive-on Loupe's store and the archive-off one has none (checked with
+# sqlite3 when it is installed; the capture is stored in the background).
+ARCHIVE_CHECK="not checked (no sqlite3)"
+if command -v sqlite3 >/dev/null 2>&1; then
+	n=0
+	for i in $(seq 1 50); do
+		n=$(sqlite3 "file:$WORK/loupe/data/loupe.db?mode=ro" \
+			"SELECT count(*) FROM asset_captures WHERE url LIKE '%/style.css'" 2>/dev/null || echo 0)
+		[ "$n" -gt 0 ] && break
+		sleep 0.1
+	done
+	[ "$n" -gt 0 ] || die "loupe: style.css was not archived with the archive on"
+	m=$(sqlite3 "file:$WORK/loupe-noarchive/data/loupe.db?mode=ro" "SELECT count(*) FROM asset_captures" 2>/dev/null || echo 0)
+	[ "$m" = 0 ] || die "loupe-noarchive: $m assets archived with --archive=false"
+	ARCHIVE_CHECK="style.css archived by Loupe (archive on), nothing by Loupe (--archive=false)"
+	log "archive: $ARCHIVE_CHECK"
+fi
 RECORDER_GZ=$(gzip -9 -c "$WORK/recorder.js" | wc -c | tr -d " ")
 RECORDER_RAW=$(wc -c <"$WORK/recorder.js" | tr -d " ")
-log "checks passed: origin and proxy_pass pass the page unchanged; sub_filter and Loupe inject the tag once; assets identical"
-log "page bytes out: origin $BYTES_origin, nginx-proxy $BYTES_nginx_proxy, nginx-subfilter $BYTES_nginx_subfilter, loupe $BYTES_loupe"
+log "checks passed: origin and proxy_pass pass the page unchanged; sub_filter and both Loupes inject the tag once; assets identical"
+log "page bytes out: origin $BYTES_origin, nginx-proxy $BYTES_nginx_proxy, nginx-subfilter $BYTES_nginx_subfilter, loupe $BYTES_loupe, loupe-noarchive $BYTES_loupe_noarchive"
 
 # ---------------------------------------------------------------- measure
 
@@ -443,16 +484,18 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 
+# Stop the archive-on Loupe now: on shutdown it logs its archive counters
+# (captures stored, new bodies, dropped on a full queue, failures).
+kill -TERM "$PID_loupe" 2>/dev/null || true
+wait "$PID_loupe" 2>/dev/null || true
+ARCHIVE_STATS=$(grep -m 1 'msg=archive' "$WORK/loupe/loupe.log" | sed -e 's/^.*msg=archive *//' || true)
+
 # ---------------------------------------------------------------- report
 
 GO_V=$(go version 2>/dev/null | awk '{print $3}' || true)
 GO_BUILT=$(go version "$LOUPE_BIN" 2>/dev/null | awk '{print $2}' || true)
 NGINX_VER=$(nginx -v 2>&1 | sed 's/^nginx version: //')
 WRK_VER=$(wrk --version 2>&1 | awk 'NR == 1 {print $2}' || true)
-COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-[ -z "$(git status --porcelain --untracked-files=no -- . ":!bench" 2>/dev/null)" ] ||
-	COMMIT="$COMMIT + uncommitted changes"
-COMMIT="$COMMIT, bin/loupe sha256 $LOUPE_SHA"
 CPU_MODEL=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
 
 # Medians over rounds, per mode, target and content.
@@ -498,16 +541,17 @@ table() {
 		name["origin"] = "origin direct (no proxy)"
 		name["nginx-proxy"] = "nginx proxy_pass"
 		name["nginx-subfilter"] = "nginx proxy_pass + sub_filter"
-		name["loupe"] = "Loupe"
+		name["loupe"] = "Loupe (archive on, default)"
+		name["loupe-noarchive"] = "Loupe (--archive=false)"
 		what["page"] = "50 KB HTML"
 		what["asset"] = "20 KB CSS"
-		split("origin nginx-proxy nginx-subfilter loupe", T, " ")
+		nt = split("origin nginx-proxy nginx-subfilter loupe loupe-noarchive", T, " ")
 		split("page asset", C, " ")
 		print "| front end | content | req/s | req/s × proxy_pass | req/s × sub_filter | p50 ms | p99 ms | p50 − proxy_pass | p99 − proxy_pass | p99 − sub_filter | front-end CPU µs/req |"
 		print "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-		for (c = 1; c <= 2; c++) for (t = 1; t <= 4; t++) {
+		for (c = 1; c <= 2; c++) for (t = 1; t <= nt; t++) {
 			k1 = T[t]; k2 = C[c]
-			vs_sub = (k1 == "loupe" && k2 == "page")
+			vs_sub = (k1 ~ /^loupe/ && k2 == "page")
 			printf "| %s | %s | %.0f | %s | %s | %.2f | %.2f | %s | %s | %s | %.0f |\n", name[k1], what[k2], rps[k1, k2],
 				ratio(rps[k1, k2], rps["nginx-proxy", k2]),
 				vs_sub ? ratio(rps[k1, k2], rps["nginx-subfilter", k2]) : "–",
@@ -537,6 +581,57 @@ goals() {
 	}' "$MED"
 }
 
+# capture_cost prints the archive's cost: Loupe with the archive on (the
+# default) against --archive=false, per mode and content, from the medians
+# and from each round's pair (both run in the same round, a few seconds
+# apart), with issue 4's goal: capture costs <= 5% of proxy throughput.
+capture_cost() {
+	awk -F'\t' '
+	$1 != "median" && ($3 == "loupe" || $3 == "loupe-noarchive") { r[$1, $2, $3, $4] = $5; if ($1 > nr) nr = $1 }
+	$1 == "median" { rps[$2, $3, $4] = $5; cpu[$2, $3, $4] = $8 }
+	function cost(on, off) { return off > 0 ? sprintf("%+.1f%%", (off - on) / off * 100) : "–" }
+	END {
+		what["page"] = "50 KB HTML"; what["asset"] = "20 KB CSS"
+		mname["load"] = "load"; mname["c1"] = "1 conn"
+		print "| wrk | content | req/s archive on | req/s archive off | throughput cost (off − on) ÷ off | cost per round | CPU µs/req on | CPU µs/req off | CPU Δ µs/req |"
+		print "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"
+		split("load c1", M, " "); split("asset page", C, " ")
+		for (m = 1; m <= 2; m++) for (c = 1; c <= 2; c++) {
+			mo = M[m]; co = C[c]
+			if (!((mo, "loupe", co) in rps)) continue
+			per = ""
+			for (i = 1; i <= nr; i++) per = per (i > 1 ? " / " : "") cost(r[i, mo, "loupe", co], r[i, mo, "loupe-noarchive", co])
+			on = rps[mo, "loupe", co]; off = rps[mo, "loupe-noarchive", co]
+			printf "| %s | %s | %.0f | %.0f | %s | %s | %.0f | %.0f | %+.0f |\n", mname[mo], what[co], on, off, cost(on, off), per,
+				cpu[mo, "loupe", co], cpu[mo, "loupe-noarchive", co], cpu[mo, "loupe", co] - cpu[mo, "loupe-noarchive", co]
+		}
+		on = rps["load", "loupe", "asset"]; off = rps["load", "loupe-noarchive", "asset"]
+		c = (off - on) / off * 100
+		printf "\n- Goal (issue 4): asset capture costs <= 5%% of proxy throughput (20 KB CSS, under load, medians): %+.1f%% — %s\n", c, c <= 5 ? "**met**" : "**not met**"
+	}' "$RAW" "$MED"
+}
+
+# spread prints requests/s under load of every round, per target.
+spread() {
+	awk -F'\t' '
+	$2 == "load" { v[$1, $3, $4] = $5; if ($1 > nr) nr = $1 }
+	END {
+		nt = split("origin nginx-proxy nginx-subfilter loupe loupe-noarchive", T, " ")
+		print "| | origin | nginx proxy_pass | nginx sub_filter | Loupe (archive on) | Loupe (archive off) |"
+		print "| --- | ---: | ---: | ---: | ---: | ---: |"
+		split("page asset", C, " "); what["page"] = "50 KB HTML"; what["asset"] = "20 KB CSS"
+		for (c = 1; c <= 2; c++) {
+			line = "| " what[C[c]]
+			for (t = 1; t <= nt; t++) {
+				cell = ""
+				for (i = 1; i <= nr; i++) cell = cell (i > 1 ? " / " : "") sprintf("%.0f", v[i, T[t], C[c]])
+				line = line " | " cell
+			}
+			print line " |"
+		}
+	}' "$RAW"
+}
+
 {
 	echo "Loupe proxy benchmark — median of $ROUNDS rounds, same machine, same run."
 	echo "commit $COMMIT; ${GO_BUILT:-$GO_V}; nginx $NGINX_VER; wrk $WRK_VER; $(nproc) CPUs; load average $LOAD_START at start, $LOAD_END at end."
@@ -554,6 +649,19 @@ goals() {
 	goals
 	echo
 	echo "p50/p99 differences are in ms. Recorder bundle: $RECORDER_RAW bytes, $RECORDER_GZ bytes with gzip -9."
-	echo "Page bytes sent: origin $BYTES_origin, nginx-proxy $BYTES_nginx_proxy, nginx-subfilter $BYTES_nginx_subfilter, Loupe $BYTES_loupe."
+	echo "Page bytes sent: origin $BYTES_origin, nginx-proxy $BYTES_nginx_proxy, nginx-subfilter $BYTES_nginx_subfilter, Loupe $BYTES_loupe, Loupe (--archive=false) $BYTES_loupe_noarchive."
 	echo "Per-round figures: bench/results/latest.tsv."
+	echo
+	echo "Under load, requests/s per round (round 1 / 2 / 3; the order of front ends rotates):"
+	echo
+	spread
+	echo
+	echo "Asset capture cost: the same Loupe binary with the archive on (the default) and with --archive=false."
+	echo "With the archive on, every CSS response is tee'd into a buffer and queued; after the first capture the"
+	echo "archiver recognizes the unchanged body from its recent-captures cache (an xxhash of the body) and stores"
+	echo "nothing: repeated GETs of one stylesheet measure that dedup path, the realistic steady state. HTML pages"
+	echo "are not archived, so the page rows are a control. Archive check: $ARCHIVE_CHECK."
+	[ -n "${ARCHIVE_STATS:-}" ] && echo "Archive counters at shutdown (archive on): $ARCHIVE_STATS."
+	echo
+	capture_cost
 } | tee "$RESULTS/latest.md"
