@@ -5,8 +5,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -63,6 +65,52 @@ type Batch struct {
 	UserAgent  string    // request User-Agent at ingest
 	Client     Client    // enrichment of the request
 	ReceivedAt time.Time // when the collector received the batch
+}
+
+// Validate checks what every backend relies on before storing a batch.
+func (b *Batch) Validate() error {
+	switch {
+	case b == nil:
+		return errors.New("nil batch")
+	case b.SessionID == "":
+		return errors.New("empty session id")
+	case b.PageViewID == "":
+		return errors.New("empty page view id")
+	case b.Seq < 0:
+		return fmt.Errorf("negative seq %d", b.Seq)
+	case b.EventCount < 0:
+		return errors.New("negative count")
+	}
+	// Derived rows belong to the batch's page view; "" stands for it.
+	for i, c := range b.Clicks {
+		if c.PageViewID != "" && c.PageViewID != b.PageViewID {
+			return fmt.Errorf("click %d: page view %q is not the batch's", i, c.PageViewID)
+		}
+	}
+	for i, in := range b.Inputs {
+		if in.PageViewID != "" && in.PageViewID != b.PageViewID {
+			return fmt.Errorf("input %d: page view %q is not the batch's", i, in.PageViewID)
+		}
+	}
+	for i, e := range b.Errors {
+		if e.PageViewID != "" && e.PageViewID != b.PageViewID {
+			return fmt.Errorf("error %d: page view %q is not the batch's", i, e.PageViewID)
+		}
+	}
+	_, err := EventsInner(b.Events)
+	return err
+}
+
+// EventsInner returns what lies between the outer brackets of a JSON array
+// of events, trimmed of JSON whitespace; it is empty for an empty array.
+// Backends splice stored chunks into one array with it. It checks only the
+// brackets: the collector has validated the JSON.
+func EventsInner(b []byte) ([]byte, error) {
+	b = bytes.Trim(b, " \t\r\n")
+	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
+		return nil, errors.New("events are not a JSON array")
+	}
+	return bytes.Trim(b[1:len(b)-1], " \t\r\n"), nil
 }
 
 // PageInfo is what the recorder reports about the document it runs in.

@@ -109,3 +109,25 @@ func (c *Keyframes) remove(el *list.Element) {
 }
 
 func size(kf *Keyframe) int { return len(kf.Dict) + encoderBytes }
+
+// Encoded is a batch's events as a backend stores them.
+type Encoded struct {
+	Data  []byte
+	Codec string
+	// Dict is the keyframe Data was compressed against; nil if alone.
+	Dict *Keyframe
+	// IsKeyframe: compressed alone and large enough to become the
+	// session's keyframe if it has none yet.
+	IsKeyframe bool
+}
+
+// EncodeBatch compresses a batch's events against kf, the session's
+// keyframe, or alone if kf is nil.
+func EncodeBatch(events []byte, kf *Keyframe) Encoded {
+	if kf != nil {
+		data, codec := kf.Encode(events)
+		return Encoded{Data: data, Codec: codec, Dict: kf}
+	}
+	data, codec := Encode(events, nil)
+	return Encoded{Data: data, Codec: codec, IsKeyframe: len(events) >= MinKeyframe}
+}

@@ -19,28 +19,6 @@ import (
 // next append.
 const keyframeCacheBytes = 64 << 20
 
-// encoded is a batch's events as stored, encoded by store/chunk exactly as
-// store/sqlite does.
-type encoded struct {
-	data  []byte
-	codec string
-	// dict is the keyframe data was compressed against; nil if alone.
-	dict *chunk.Keyframe
-	// isKeyframe: compressed alone and large enough to become the
-	// session's keyframe if it has none yet.
-	isKeyframe bool
-}
-
-// encode compresses b's events, against kf if it is not nil.
-func encode(b *store.Batch, kf *chunk.Keyframe) encoded {
-	if kf != nil {
-		data, codec := kf.Encode(b.Events)
-		return encoded{data: data, codec: codec, dict: kf}
-	}
-	data, codec := chunk.Encode(b.Events, nil)
-	return encoded{data: data, codec: codec, isKeyframe: len(b.Events) >= chunk.MinKeyframe}
-}
-
 // keyframe returns the session's keyframe, from this process's cache or
 // else read (committed rows only) and decompressed; nil if it has none yet.
 // Another node may set the keyframe meanwhile; AppendBatch checks against
@@ -150,7 +128,7 @@ func (db *DB) WriteEvents(ctx context.Context, id string, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("write events %q: decompress chunk %s/%d: %w", id, pageView, seq, err)
 		}
-		inner, err := arrayContents(buf)
+		inner, err := store.EventsInner(buf)
 		if err != nil {
 			return fmt.Errorf("write events %q: chunk %s/%d: %w", id, pageView, seq, err)
 		}
@@ -217,15 +195,4 @@ func readDicts(ctx context.Context, tx pgx.Tx, session string) (map[chunkKey][]b
 		return nil, fmt.Errorf("read keyframes: %w", err)
 	}
 	return dicts, nil
-}
-
-// arrayContents returns what lies between the outer brackets of the JSON
-// array in b, trimmed of JSON whitespace; it is empty for an empty array.
-// It checks only the brackets: the collector has validated the JSON.
-func arrayContents(b []byte) ([]byte, error) {
-	b = bytes.Trim(b, " \t\r\n")
-	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
-		return nil, errors.New("events are not a JSON array")
-	}
-	return bytes.Trim(b[1:len(b)-1], " \t\r\n"), nil
 }

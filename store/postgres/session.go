@@ -170,7 +170,7 @@ var errKeyframeMoved = errors.New("keyframe is not the session's")
 // duplicate) but its FirstTS and LastTS are ignored, and its page view does
 // not count towards PageCount until it sends events.
 func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
-	if err := validateBatch(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("append batch: %w", err)
 	}
 	// Compress before taking a connection for the transaction.
@@ -178,17 +178,17 @@ func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
 	if err != nil {
 		return fmt.Errorf("append batch: %w", err)
 	}
-	c := encode(b, kf)
+	c := chunk.EncodeBatch(b.Events, kf)
 	err = db.tryAppend(ctx, b, &c)
 	if errors.Is(err, errKeyframeMoved) {
 		db.keyframes.Forget(b.SessionID)
-		c = encode(b, nil)
+		c = chunk.EncodeBatch(b.Events, nil)
 		err = db.tryAppend(ctx, b, &c)
 	}
 	if err != nil {
 		return fmt.Errorf("append batch: %w", err)
 	}
-	if c.isKeyframe {
+	if c.IsKeyframe {
 		// Copied: the caller may reuse b.Events.
 		db.keyframes.Add(b.SessionID, &chunk.Keyframe{PageViewID: b.PageViewID, Seq: b.Seq, Dict: bytes.Clone(chunk.Dict(b.Events))})
 	}
@@ -196,7 +196,7 @@ func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
 }
 
 // tryAppend runs appendBatch in a transaction.
-func (db *DB) tryAppend(ctx context.Context, b *store.Batch, c *encoded) error {
+func (db *DB) tryAppend(ctx context.Context, b *store.Batch, c *chunk.Encoded) error {
 	tx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return err
@@ -211,47 +211,12 @@ func (db *DB) tryAppend(ctx context.Context, b *store.Batch, c *encoded) error {
 	return nil
 }
 
-func validateBatch(b *store.Batch) error {
-	switch {
-	case b == nil:
-		return errors.New("nil batch")
-	case b.SessionID == "":
-		return errors.New("empty session id")
-	case b.PageViewID == "":
-		return errors.New("empty page view id")
-	case b.Seq < 0:
-		return fmt.Errorf("negative seq %d", b.Seq)
-	case b.EventCount < 0:
-		return errors.New("negative count")
-	}
-	// Derived rows belong to the batch's page view; "" stands for it.
-	for i, c := range b.Clicks {
-		if c.PageViewID != "" && c.PageViewID != b.PageViewID {
-			return fmt.Errorf("click %d: page view %q is not the batch's", i, c.PageViewID)
-		}
-	}
-	for i, in := range b.Inputs {
-		if in.PageViewID != "" && in.PageViewID != b.PageViewID {
-			return fmt.Errorf("input %d: page view %q is not the batch's", i, in.PageViewID)
-		}
-	}
-	for i, e := range b.Errors {
-		if e.PageViewID != "" && e.PageViewID != b.PageViewID {
-			return fmt.Errorf("error %d: page view %q is not the batch's", i, e.PageViewID)
-		}
-	}
-	if _, err := arrayContents(b.Events); err != nil {
-		return err
-	}
-	return nil
-}
-
 // appendBatch sends all of the batch's statements in one round trip (a pgx
 // pipeline) and then checks the results. When the batch turns out to be a
 // duplicate, to name another session's page view, or to have been
 // compressed against a keyframe that is not the session's, the caller's
 // rollback undoes what the later statements did.
-func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *encoded) error {
+func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *chunk.Encoded) error {
 	// Timestamps only count for batches that hold events.
 	var first, last, received *int64
 	if b.EventCount > 0 {
@@ -272,11 +237,11 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *encoded) err
 	// session row keeps the first proposed.
 	var newKF, dictPageView *string
 	var newKFSeq, dictSeq *int
-	if c.isKeyframe {
+	if c.IsKeyframe {
 		newKF, newKFSeq = &b.PageViewID, &b.Seq
 	}
-	if c.dict != nil {
-		dictPageView, dictSeq = &c.dict.PageViewID, &c.dict.Seq
+	if c.Dict != nil {
+		dictPageView, dictSeq = &c.Dict.PageViewID, &c.Dict.Seq
 	}
 	var page store.PageInfo
 	if b.Page != nil {
@@ -287,7 +252,7 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *encoded) err
 	var q pgx.Batch
 	q.Queue(upsertSessionSQL,
 		b.SessionID, first, last, len(b.Clicks), len(b.Inputs), len(b.Errors), b.EventCount,
-		b.UserAgent, len(b.Events), len(c.data), received,
+		b.UserAgent, len(b.Events), len(c.Data), received,
 		cl.Browser, cl.BrowserVersion, cl.OS, cl.Device, cl.Country, cl.IPHash, cl.IP,
 		newKF, newKFSeq)
 	q.Queue(upsertPageViewSQL,
@@ -295,7 +260,7 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *encoded) err
 		b.ScrollDepth, b.ViewportW, b.ViewportH, viewportSeq,
 		b.Page != nil, page.Referrer, page.Language, page.UTMSource, page.UTMMedium, page.UTMCampaign, page.UTMTerm, page.UTMContent)
 	q.Queue(insertChunkSQL,
-		b.PageViewID, b.Seq, b.SessionID, first, last, b.EventCount, len(b.Events), received, c.codec, c.data,
+		b.PageViewID, b.Seq, b.SessionID, first, last, b.EventCount, len(b.Events), received, c.Codec, c.Data,
 		dictPageView, dictSeq)
 	derived := queueDerived(&q, b)
 	if len(b.AssetURLs) > 0 {
@@ -328,10 +293,10 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *encoded) err
 	// The keyframe after the upsert is the stored one if there was one, else
 	// the one this chunk proposed, else none.
 	switch {
-	case c.dict != nil && (kfPageView == nil || *kfPageView != c.dict.PageViewID || *kfSeq != c.dict.Seq):
+	case c.Dict != nil && (kfPageView == nil || *kfPageView != c.Dict.PageViewID || *kfSeq != c.Dict.Seq):
 		return errKeyframeMoved
-	case c.isKeyframe && (kfPageView == nil || *kfPageView != b.PageViewID || *kfSeq != b.Seq):
-		c.isKeyframe = false // another append set one first
+	case c.IsKeyframe && (kfPageView == nil || *kfPageView != b.PageViewID || *kfSeq != b.Seq):
+		c.IsKeyframe = false // another append set one first
 	}
 	for _, name := range derived {
 		if _, err := br.Exec(); err != nil {

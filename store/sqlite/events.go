@@ -17,27 +17,6 @@ import (
 // 20–100 KB). A session that falls out is read back at its next append.
 const keyframeCacheBytes = 64 << 20
 
-// encoded is a batch's events as stored.
-type encoded struct {
-	data  []byte
-	codec string
-	// dict is the keyframe data was compressed against; nil if alone.
-	dict *chunk.Keyframe
-	// isKeyframe: compressed alone and large enough to become the
-	// session's keyframe if it has none yet.
-	isKeyframe bool
-}
-
-// encode compresses b's events, against kf if it is not nil.
-func encode(b *store.Batch, kf *chunk.Keyframe) encoded {
-	if kf != nil {
-		data, codec := kf.Encode(b.Events)
-		return encoded{data: data, codec: codec, dict: kf}
-	}
-	data, codec := chunk.Encode(b.Events, nil)
-	return encoded{data: data, codec: codec, isKeyframe: len(b.Events) >= chunk.MinKeyframe}
-}
-
 // keyframe returns the session's keyframe, from the cache or else read
 // (committed rows only) and decompressed; nil if it has none yet.
 func (db *DB) keyframe(ctx context.Context, session string) (*chunk.Keyframe, error) {
@@ -138,7 +117,7 @@ func (db *DB) WriteEvents(ctx context.Context, id string, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("write events %q: decompress chunk %s/%d: %w", id, pageView, seq, err)
 		}
-		inner, err := arrayContents(buf)
+		inner, err := store.EventsInner(buf)
 		if err != nil {
 			return fmt.Errorf("write events %q: chunk %s/%d: %w", id, pageView, seq, err)
 		}
@@ -191,15 +170,4 @@ func (r *dictReader) get(ctx context.Context, tx *sql.Tx, pageView string, seq i
 		r.dict = bytes.Clone(r.dict) // let the rest go
 	}
 	return r.dict, nil
-}
-
-// arrayContents returns what lies between the outer brackets of the JSON
-// array in b, trimmed of JSON whitespace; it is empty for an empty array.
-// It checks only the brackets: the collector has validated the JSON.
-func arrayContents(b []byte) ([]byte, error) {
-	b = bytes.Trim(b, " \t\r\n")
-	if len(b) < 2 || b[0] != '[' || b[len(b)-1] != ']' {
-		return nil, errors.New("events are not a JSON array")
-	}
-	return bytes.Trim(b[1:len(b)-1], " \t\r\n"), nil
 }

@@ -31,7 +31,7 @@ const (
 // duplicate) but its FirstTS and LastTS are ignored, and its page view does
 // not count towards PageCount until it sends events.
 func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
-	if err := validateBatch(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("append batch: %w", err)
 	}
 	// Compress before taking the write connection: the writer is shared by
@@ -40,7 +40,7 @@ func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
 	if err != nil {
 		return fmt.Errorf("append batch: %w", err)
 	}
-	c := encode(b, kf)
+	c := chunk.EncodeBatch(b.Events, kf)
 
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -54,49 +54,14 @@ func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("append batch: commit: %w", err)
 	}
-	if c.isKeyframe {
+	if c.IsKeyframe {
 		// Copied: the caller may reuse b.Events.
 		db.keyframes.Add(b.SessionID, &chunk.Keyframe{PageViewID: b.PageViewID, Seq: b.Seq, Dict: bytes.Clone(chunk.Dict(b.Events))})
 	}
 	return nil
 }
 
-func validateBatch(b *store.Batch) error {
-	switch {
-	case b == nil:
-		return errors.New("nil batch")
-	case b.SessionID == "":
-		return errors.New("empty session id")
-	case b.PageViewID == "":
-		return errors.New("empty page view id")
-	case b.Seq < 0:
-		return fmt.Errorf("negative seq %d", b.Seq)
-	case b.EventCount < 0:
-		return errors.New("negative count")
-	}
-	// Derived rows belong to the batch's page view; "" stands for it.
-	for i, c := range b.Clicks {
-		if c.PageViewID != "" && c.PageViewID != b.PageViewID {
-			return fmt.Errorf("click %d: page view %q is not the batch's", i, c.PageViewID)
-		}
-	}
-	for i, in := range b.Inputs {
-		if in.PageViewID != "" && in.PageViewID != b.PageViewID {
-			return fmt.Errorf("input %d: page view %q is not the batch's", i, in.PageViewID)
-		}
-	}
-	for i, e := range b.Errors {
-		if e.PageViewID != "" && e.PageViewID != b.PageViewID {
-			return fmt.Errorf("error %d: page view %q is not the batch's", i, e.PageViewID)
-		}
-	}
-	if _, err := arrayContents(b.Events); err != nil {
-		return err
-	}
-	return nil
-}
-
-func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *encoded) error {
+func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *chunk.Encoded) error {
 	stmt := func(s *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, s) }
 	// The write transaction began IMMEDIATE, so nothing can slip in between
 	// these checks and the writes below.
@@ -127,14 +92,14 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *en
 		return fmt.Errorf("look up keyframe: %w", err)
 	}
 	switch {
-	case c.dict != nil && (kfPageView.String != c.dict.PageViewID || kfSeq.Int64 != int64(c.dict.Seq)):
+	case c.Dict != nil && (kfPageView.String != c.Dict.PageViewID || kfSeq.Int64 != int64(c.Dict.Seq)):
 		// A cached keyframe that is no longer the session's (the session
 		// was deleted and its id reused): compress alone.
 		db.keyframes.Forget(b.SessionID)
-		*c = encode(b, nil)
-		c.isKeyframe = c.isKeyframe && !kfPageView.Valid
-	case c.isKeyframe && kfPageView.Valid:
-		c.isKeyframe = false // another append set one meanwhile
+		*c = chunk.EncodeBatch(b.Events, nil)
+		c.IsKeyframe = c.IsKeyframe && !kfPageView.Valid
+	case c.IsKeyframe && kfPageView.Valid:
+		c.IsKeyframe = false // another append set one meanwhile
 	}
 
 	// Timestamps only count for batches that hold events.
@@ -156,19 +121,19 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *en
 	}
 	var newKF, dictPageView sql.NullString
 	var newKFSeq, dictSeq sql.NullInt64
-	if c.isKeyframe {
+	if c.IsKeyframe {
 		newKF = sql.NullString{String: b.PageViewID, Valid: true}
 		newKFSeq = sql.NullInt64{Int64: int64(b.Seq), Valid: true}
 	}
-	if c.dict != nil {
-		dictPageView = sql.NullString{String: c.dict.PageViewID, Valid: true}
-		dictSeq = sql.NullInt64{Int64: int64(c.dict.Seq), Valid: true}
+	if c.Dict != nil {
+		dictPageView = sql.NullString{String: c.Dict.PageViewID, Valid: true}
+		dictSeq = sql.NullInt64{Int64: int64(c.Dict.Seq), Valid: true}
 	}
 
 	cl := b.Client
 	if _, err := stmt(db.stmts.upsertSession).ExecContext(ctx,
 		b.SessionID, first, last, len(b.Clicks), len(b.Inputs), len(b.Errors), b.EventCount,
-		b.UserAgent, len(b.Events), len(c.data), received,
+		b.UserAgent, len(b.Events), len(c.Data), received,
 		cl.Browser, cl.BrowserVersion, cl.OS, cl.Device, cl.Country, cl.IPHash, cl.IP,
 		newKF, newKFSeq,
 	); err != nil {
@@ -188,7 +153,7 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *en
 	}
 
 	if _, err := stmt(db.stmts.insertChunk).ExecContext(ctx,
-		b.PageViewID, b.Seq, b.SessionID, first, last, b.EventCount, len(b.Events), received, c.codec, c.data,
+		b.PageViewID, b.Seq, b.SessionID, first, last, b.EventCount, len(b.Events), received, c.Codec, c.Data,
 		dictPageView, dictSeq,
 	); err != nil {
 		if isUniqueViolation(err) { // unreachable after the check above; kept as a guard
