@@ -7,9 +7,12 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -264,6 +267,26 @@ type Asset struct {
 	ContentType string    // media type as the origin sent it, e.g. "text/css; charset=utf-8"
 	Size        int64     // body length in bytes
 	CapturedAt  time.Time // when the body was captured
+}
+
+// Check validates a capture of body before it is stored and returns the
+// body's hash, lowercased: URL and CapturedAt set, Hash the hex SHA-256 of
+// body (either case).
+func (a *Asset) Check(body []byte) (string, error) {
+	switch {
+	case a == nil:
+		return "", errors.New("nil asset")
+	case a.URL == "":
+		return "", errors.New("empty url")
+	case a.CapturedAt.IsZero():
+		return "", errors.New("no capture time")
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	if !strings.EqualFold(a.Hash, hash) {
+		return "", fmt.Errorf("hash %q is not the body's SHA-256 %s", a.Hash, hash)
+	}
+	return hash, nil
 }
 
 // AssetStore is the archive's storage. Both backends implement it beside

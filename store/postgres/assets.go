@@ -2,8 +2,6 @@ package postgres
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -26,24 +24,6 @@ const (
 	pruneLockClass = urlLockClass + 1
 )
 
-// checkAsset validates a capture and returns its body's hash, lowercased.
-func checkAsset(a *store.Asset, body []byte) (string, error) {
-	switch {
-	case a == nil:
-		return "", errors.New("nil asset")
-	case a.URL == "":
-		return "", errors.New("empty url")
-	case a.CapturedAt.IsZero():
-		return "", errors.New("no capture time")
-	}
-	sum := sha256.Sum256(body)
-	hash := hex.EncodeToString(sum[:])
-	if !strings.EqualFold(a.Hash, hash) {
-		return "", fmt.Errorf("hash %q is not the body's SHA-256 %s", a.Hash, hash)
-	}
-	return hash, nil
-}
-
 // PutAsset stores body unless a body with its hash is stored already, and
 // records the capture unless the URL's latest capture (by capture time)
 // has that hash. a.Hash must be the hex SHA-256 of body (either case),
@@ -57,7 +37,7 @@ func checkAsset(a *store.Asset, body []byte) (string, error) {
 // so that PruneAssets never deletes the body or the latest capture it
 // relies on between its check and its commit.
 func (db *DB) PutAsset(ctx context.Context, a *store.Asset, body []byte) (bool, error) {
-	hash, err := checkAsset(a, body)
+	hash, err := a.Check(body)
 	if err != nil {
 		return false, fmt.Errorf("put asset: %w", err)
 	}

@@ -2,9 +2,7 @@ package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -17,24 +15,6 @@ import (
 
 var _ store.AssetStore = (*DB)(nil)
 
-// checkAsset validates a capture and returns its body's hash, lowercased.
-func checkAsset(a *store.Asset, body []byte) (string, error) {
-	switch {
-	case a == nil:
-		return "", errors.New("nil asset")
-	case a.URL == "":
-		return "", errors.New("empty url")
-	case a.CapturedAt.IsZero():
-		return "", errors.New("no capture time")
-	}
-	sum := sha256.Sum256(body)
-	hash := hex.EncodeToString(sum[:])
-	if !strings.EqualFold(a.Hash, hash) {
-		return "", fmt.Errorf("hash %q is not the body's SHA-256 %s", a.Hash, hash)
-	}
-	return hash, nil
-}
-
 // PutAsset stores body unless a body with its hash is stored already, and
 // records the capture unless the URL's latest capture (by capture time)
 // has that hash. a.Hash must be the hex SHA-256 of body (either case),
@@ -46,7 +26,7 @@ func checkAsset(a *store.Asset, body []byte) (string, error) {
 // same file, run one after another, so identical calls store one body and
 // one capture.
 func (db *DB) PutAsset(ctx context.Context, a *store.Asset, body []byte) (bool, error) {
-	hash, err := checkAsset(a, body)
+	hash, err := a.Check(body)
 	if err != nil {
 		return false, fmt.Errorf("put asset: %w", err)
 	}
