@@ -72,6 +72,16 @@ type FetchConfig struct {
 	// IP:port it resolved to. If nil, only public addresses.
 	AllowPrivate []string
 
+	// Origins maps the site's own hosts, as its URLs name them ("host" or
+	// "host:port"), to the upstream serving them. A wanted URL on such a
+	// host is fetched from the upstream with the site's Host header, not
+	// through its public name: assets visitors' browsers never loaded
+	// through the proxy (an unused srcset candidate, a lazy image) are
+	// archived even where that name resolves to a private address, or to
+	// the proxy itself. Keys are lower case, as NormalizeURL writes hosts.
+	// A private upstream must be in AllowPrivate too.
+	Origins map[string]*url.URL
+
 	// UserAgent is sent with every fetch. If empty, a Loupe default.
 	UserAgent string
 
@@ -437,6 +447,10 @@ func (f *fetcher) fetchOnce(ctx context.Context, u string) (*capture, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	if up, ok := f.cfg.Origins[strings.ToLower(req.URL.Host)]; ok {
+		req.Host = req.URL.Host
+		req.URL.Scheme, req.URL.Host = up.Scheme, up.Host
 	}
 	req.Header.Set("User-Agent", f.cfg.UserAgent)
 	req.Header.Set("Accept", "text/css,image/*,font/*,*/*;q=0.5")

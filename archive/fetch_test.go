@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -118,6 +119,30 @@ func TestFetchStylesheetSubresources(t *testing.T) {
 		if b, _ := st.body(o.URL + u); len(b) == 0 {
 			t.Errorf("%s was not archived", u)
 		}
+	}
+}
+
+// TestFetchSiteOrigin: a URL on the site's own host is fetched from its
+// upstream, with the site's Host, and archived under the site's URL.
+func TestFetchSiteOrigin(t *testing.T) {
+	var gotHost atomic.Value
+	o := newOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		gotHost.Store(r.Host)
+		w.Header().Set("Content-Type", "image/png")
+		w.Write([]byte("\x89PNG\r\n\x1a\n2x"))
+	})
+	up, _ := url.Parse(o.URL)
+	st := newFakeStore()
+	a := fetchArchiver(t, st, func(c *Config) {
+		c.Fetch.Origins = map[string]*url.URL{"shop.example:8080": up}
+	}, o)
+	a.Want([]string{"http://shop.example:8080/img/a@2x.png"})
+	waitFor(t, "fetch", func() bool { return a.Stats().Fetched == 1 })
+	if b, _ := st.body("http://shop.example:8080/img/a@2x.png"); len(b) == 0 {
+		t.Error("not archived under the site's URL")
+	}
+	if h, _ := gotHost.Load().(string); h != "shop.example:8080" {
+		t.Errorf("upstream got Host %q, want the site's shop.example:8080", h)
 	}
 }
 

@@ -103,6 +103,12 @@ func (m *Main) archiver(ctx context.Context, up *url.URL) (*archive.Archiver, er
 	}
 	if up != nil {
 		cfg.Fetch.AllowPrivate = []string{hostPort(up)}
+		// The site's own URLs are fetched from the upstream, not through
+		// its public name (which may be this proxy, or private).
+		cfg.Fetch.Origins = map[string]*url.URL{}
+		for _, h := range m.Config.siteHosts() {
+			cfg.Fetch.Origins[strings.ToLower(h)] = up
+		}
 	}
 	a, err := archive.New(cfg)
 	if err != nil {

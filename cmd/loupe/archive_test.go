@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -182,5 +183,24 @@ func TestArchiveEndToEnd(t *testing.T) {
 	}
 	if !strings.Contains(string(body), "/archive/") {
 		t.Errorf("archived CSS: got %q, want its bg.png pointing into the archive", body)
+	}
+}
+
+func TestSiteHosts(t *testing.T) {
+	tests := []struct {
+		listen, siteHost string
+		want             []string
+	}{
+		{"127.0.0.1:8080", "", []string{"127.0.0.1:8080"}},
+		{"127.0.0.1:0", "", nil},
+		{"0.0.0.0:8080", "shop.example, www.shop.example", []string{"shop.example", "www.shop.example"}},
+		{":8080", "shop.example", []string{"shop.example"}},
+		{"10.0.0.5:80", "Shop.Example", []string{"Shop.Example", "10.0.0.5:80"}},
+	}
+	for _, tt := range tests {
+		c := Config{Listen: tt.listen, SiteHosts: tt.siteHost}
+		if got := c.siteHosts(); !slices.Equal(got, tt.want) {
+			t.Errorf("listen %q, --site-host %q: got %q, want %q", tt.listen, tt.siteHost, got, tt.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"os"
@@ -83,6 +84,30 @@ type Config struct {
 	// Secret keys session cookies and tokens; every node of one deployment
 	// needs the same. If empty, one is made and kept in Data.
 	Secret string
+}
+
+// siteHostList is --site-host as a list.
+func (c *Config) siteHostList() []string {
+	var hosts []string
+	for _, h := range strings.Split(c.SiteHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+// siteHosts are the hosts the site's URLs may name: --site-host, and the
+// proxy's own listen address when it is a concrete one (a visitor who
+// browses 127.0.0.1:8080 records URLs on that host).
+func (c *Config) siteHosts() []string {
+	hosts := c.siteHostList()
+	if host, port, err := net.SplitHostPort(c.Listen); err == nil && port != "0" && host != "" {
+		if ip, err := netip.ParseAddr(host); err != nil || !ip.IsUnspecified() {
+			hosts = append(hosts, c.Listen)
+		}
+	}
+	return hosts
 }
 
 // Default addresses.

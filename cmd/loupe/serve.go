@@ -171,11 +171,7 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 			return nil, err
 		}
 		pc.Archive = arch
-		for _, h := range strings.Split(m.Config.SiteHosts, ",") {
-			if h = strings.TrimSpace(h); h != "" {
-				pc.SiteHosts = append(pc.SiteHosts, h)
-			}
-		}
+		pc.SiteHosts = m.Config.siteHostList()
 		if c, ok := ingest.(*collector.Collector); ok {
 			c.Assets = arch
 		}
