@@ -157,7 +157,7 @@ func (r *rewriter) token(tt html.TokenType) error {
 		// goes where finish would put it. The tokenizer reports neither
 		// error until the next token.
 		raw := z.Raw()
-		if r.state != tagDone && !bytes.HasSuffix(raw, []byte(">")) {
+		if r.state != tagDone && cutShort(raw) {
 			if len(raw) < r.in.maxBuf || r.state == tagAfterHead {
 				if err := r.insert(); err != nil {
 					return err
@@ -184,6 +184,23 @@ func (r *rewriter) token(tt html.TokenType) error {
 		return r.write(z.Raw())
 	}
 	return r.startTag(tt == html.SelfClosingTagToken)
+}
+
+// cutShort reports whether a doctype or comment token lacks its end, so
+// that anything written after it would become part of it. A "<!--" comment
+// ends only at "-->", "--!>" or the abrupt "<!-->" and "<!--->" (HTML's
+// comment states): "<!--0>" runs to the end of the input. Doctypes and
+// bogus comments ("<!x>", "<?x>") end at the first '>'.
+func cutShort(raw []byte) bool {
+	if bytes.HasPrefix(raw, []byte("<!--")) {
+		switch {
+		case bytes.Equal(raw, []byte("<!-->")), bytes.Equal(raw, []byte("<!--->")),
+			len(raw) >= 7 && bytes.HasSuffix(raw, []byte("-->")), bytes.HasSuffix(raw, []byte("--!>")):
+			return false
+		}
+		return true
+	}
+	return !bytes.HasSuffix(raw, []byte(">"))
 }
 
 // startTag handles a start tag: placing the recorder tag around it, keeping
