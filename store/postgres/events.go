@@ -97,15 +97,11 @@ func (db *DB) WriteEvents(ctx context.Context, id string, w io.Writer) error {
 	}
 	defer rows.Close()
 
-	if _, err := io.WriteString(w, "["); err != nil {
+	ew, err := chunk.NewEventWriter(w)
+	if err != nil {
 		return fmt.Errorf("write events %q: %w", id, err)
 	}
-	var (
-		buf   []byte // decompressed chunk, reused
-		wrote bool   // whether an event was written, so the next needs a comma
-		dec   chunk.Decoder
-	)
-	defer dec.Close()
+	defer ew.Release()
 	for rows.Next() {
 		var (
 			pageView, codec string
@@ -124,31 +120,14 @@ func (db *DB) WriteEvents(ctx context.Context, id string, w io.Writer) error {
 				return fmt.Errorf("write events %q: chunk %s/%d: keyframe %s/%d missing", id, pageView, seq, *dictPageView, *dictSeq)
 			}
 		}
-		buf, err = dec.Decode(buf[:0], data, codec, dict)
-		if err != nil {
-			return fmt.Errorf("write events %q: decompress chunk %s/%d: %w", id, pageView, seq, err)
-		}
-		inner, err := store.EventsInner(buf)
-		if err != nil {
+		if err := ew.Add(data, codec, dict); err != nil {
 			return fmt.Errorf("write events %q: chunk %s/%d: %w", id, pageView, seq, err)
 		}
-		if len(inner) == 0 {
-			continue
-		}
-		if wrote {
-			if _, err := io.WriteString(w, ","); err != nil {
-				return fmt.Errorf("write events %q: %w", id, err)
-			}
-		}
-		if _, err := w.Write(inner); err != nil {
-			return fmt.Errorf("write events %q: %w", id, err)
-		}
-		wrote = true
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("write events %q: %w", id, err)
 	}
-	if _, err := io.WriteString(w, "]"); err != nil {
+	if err := ew.End(); err != nil {
 		return fmt.Errorf("write events %q: %w", id, err)
 	}
 	return nil
