@@ -96,6 +96,18 @@ func TestIngestAssetURLs(t *testing.T) {
 	}
 }
 
+// TestIngestNoArchive: without an archive to feed, batches are not scanned
+// for asset URLs.
+func TestIngestNoArchive(t *testing.T) {
+	f := newFixture(t)
+	if w := post(f.c, []byte(batchJSON(f.token, 0, snapshotEvents("http://shop.test/img/a.png"))), nil); w.Code != http.StatusNoContent {
+		t.Fatalf("status: got %d (%s), want 204", w.Code, w.Body)
+	}
+	if got := f.st.batches[0].AssetURLs; len(got) != 0 {
+		t.Errorf("AssetURLs: got %q, want none with archiving off", got)
+	}
+}
+
 func sameSet(a, b []string) bool {
 	if len(a) != len(b) {
 		return false
