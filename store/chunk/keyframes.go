@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"bytes"
 	"container/list"
 	"sync"
 
@@ -109,6 +110,12 @@ func (c *Keyframes) remove(el *list.Element) {
 }
 
 func size(kf *Keyframe) int { return len(kf.Dict) + encoderBytes }
+
+// NewKeyframe returns the keyframe of chunk (pageView, seq) whose raw
+// events are raw: its Dict is copied, so raw may be reused or released.
+func NewKeyframe(pageView string, seq int, raw []byte) *Keyframe {
+	return &Keyframe{PageViewID: pageView, Seq: seq, Dict: bytes.Clone(Dict(raw))}
+}
 
 // Encoded is a batch's events as a backend stores them.
 type Encoded struct {

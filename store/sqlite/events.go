@@ -24,14 +24,15 @@ func (db *DB) keyframe(ctx context.Context, session string) (*chunk.Keyframe, er
 		return kf, nil
 	}
 	var (
-		kf    = &chunk.Keyframe{}
-		codec string
-		data  []byte
+		pageView string
+		seq      int
+		codec    string
+		data     []byte
 	)
 	err := db.read.QueryRowContext(ctx, `
 		SELECT c.page_view_id, c.seq, c.codec, c.data
 		FROM sessions s JOIN chunks c ON c.page_view_id = s.keyframe_page_view_id AND c.seq = s.keyframe_seq
-		WHERE s.id = ?`, session).Scan(&kf.PageViewID, &kf.Seq, &codec, &data)
+		WHERE s.id = ?`, session).Scan(&pageView, &seq, &codec, &data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -40,12 +41,9 @@ func (db *DB) keyframe(ctx context.Context, session string) (*chunk.Keyframe, er
 	}
 	raw, err := chunk.Decode(data, codec, nil)
 	if err != nil {
-		return nil, fmt.Errorf("read keyframe %s/%d: %w", kf.PageViewID, kf.Seq, err)
+		return nil, fmt.Errorf("read keyframe %s/%d: %w", pageView, seq, err)
 	}
-	kf.Dict = chunk.Dict(raw)
-	if len(kf.Dict) < len(raw) {
-		kf.Dict = bytes.Clone(kf.Dict) // let the rest go
-	}
+	kf := chunk.NewKeyframe(pageView, seq, raw)
 	db.keyframes.Add(session, kf)
 	return kf, nil
 }

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -56,7 +55,7 @@ func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
 	}
 	if c.IsKeyframe {
 		// Copied: the caller may reuse b.Events.
-		db.keyframes.Add(b.SessionID, &chunk.Keyframe{PageViewID: b.PageViewID, Seq: b.Seq, Dict: bytes.Clone(chunk.Dict(b.Events))})
+		db.keyframes.Add(b.SessionID, chunk.NewKeyframe(b.PageViewID, b.Seq, b.Events))
 	}
 	return nil
 }
