@@ -1,5 +1,16 @@
 // The replay server's JSON API, same origin.
 
+/** SignalCounts is a session's "signals" object: counts per signal kind. */
+export interface SignalCounts {
+  rage_click?: number;
+  dead_click?: number;
+  error_click?: number;
+  js_error?: number;
+  server_error?: number;
+  form_abandon?: number;
+  [kind: string]: number | undefined;
+}
+
 /** Session is one row of GET /api/sessions, and GET /api/sessions/{id}. */
 export interface Session {
   id: string;
@@ -12,6 +23,74 @@ export interface Session {
   event_count: number;
   entry_url: string;
   user_agent: string;
+  // Enrichment (issue 5). Empty strings and zeros mean unknown.
+  input_count?: number;
+  error_count?: number;
+  browser?: string;
+  browser_version?: string;
+  os?: string;
+  device?: string;
+  country?: string;
+  language?: string;
+  viewport_width?: number;
+  viewport_height?: number;
+  referrer?: string;
+  utm_source?: string;
+  utm_medium?: string;
+  utm_campaign?: string;
+  // Signals (issue 6).
+  signals?: SignalCounts;
+  friction?: number;
+  user_id?: string;
+  exit_url?: string;
+  converted?: boolean;
+  tags?: string[];
+}
+
+/** SessionPage is one page of GET /api/sessions. next, when set, fetches the following page. */
+export interface SessionPage {
+  sessions: Session[];
+  /** Opaque: a cursor, an offset or a query string, depending on the server. */
+  next?: string | number | null;
+  total?: number;
+}
+
+/**
+ * TimelineEntry is one item of GET /api/sessions/{id}/timeline. at_ms is
+ * milliseconds since the session's start (its first event).
+ */
+export interface TimelineEntry {
+  kind: string;
+  at_ms: number;
+  page?: string;
+  target?: string;
+  message?: string;
+  detail?: string;
+  status?: number;
+  method?: string;
+  url?: string;
+  duration_ms?: number;
+  x?: number;
+  y?: number;
+}
+
+/** NetRequest is one request of the proxy's log, normalised from GET /api/sessions/{id}/requests. */
+export interface NetRequest {
+  /** ms since the session's start. */
+  at_ms: number;
+  method: string;
+  url: string;
+  /** 0 when the request failed without a response. */
+  status: number;
+  duration_ms: number;
+  bytes: number;
+}
+
+export interface Note {
+  id: string;
+  at_ms: number | null;
+  text: string;
+  created_at?: string;
 }
 
 /** RRwebEvent is the envelope every rrweb event shares. */
@@ -21,32 +100,129 @@ export interface RRwebEvent {
   timestamp: number;
 }
 
-/** getJSON fetches url and parses it, throwing the server's safe message on failure. */
-export async function getJSON<T>(url: string): Promise<T> {
+/** APIError carries the HTTP status beside the server's safe message. */
+export class APIError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+/** call fetches url and parses JSON, throwing the server's safe message on failure. */
+async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
   let res: Response;
+  const init: RequestInit = { method, headers: { Accept: 'application/json' }, credentials: 'same-origin' };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { Accept: 'application/json', 'Content-Type': 'application/json' };
+  }
   try {
-    res = await fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
+    res = await fetch(url, init);
   } catch {
-    throw new Error('The replay server did not answer.');
+    throw new APIError('The replay server did not answer.', 0);
   }
   if (!res.ok) {
     let msg = `${res.status} ${res.statusText}`.trim();
     try {
-      const body = (await res.json()) as { error?: unknown };
-      if (typeof body.error === 'string' && body.error) msg = body.error;
+      const b = (await res.json()) as { error?: unknown };
+      if (typeof b.error === 'string' && b.error) msg = b.error;
     } catch {
       // not JSON: keep the status line
     }
-    throw new Error(msg);
+    throw new APIError(msg, res.status);
   }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  if (!text) return undefined as T;
   try {
-    return (await res.json()) as T;
+    return JSON.parse(text) as T;
   } catch {
     // The server streams events and can only cut the body short on failure.
-    throw new Error('The server sent an incomplete answer.');
+    throw new APIError('The server sent an incomplete answer.', res.status);
   }
 }
 
-export const sessions = () => getJSON<{ sessions: Session[] }>('/api/sessions').then((r) => r.sessions ?? []);
-export const session = (id: string) => getJSON<Session>(`/api/sessions/${encodeURIComponent(id)}`);
-export const events = (id: string) => getJSON<RRwebEvent[]>(`/api/sessions/${encodeURIComponent(id)}/events`);
+export const getJSON = <T>(url: string) => call<T>('GET', url);
+
+const base = (id: string) => `/api/sessions/${encodeURIComponent(id)}`;
+
+/** listSessions asks for one page of sessions; query holds the list's filters as API parameters. */
+export async function listSessions(query: URLSearchParams): Promise<SessionPage> {
+  const qs = query.toString();
+  const r = await getJSON<SessionPage>('/api/sessions' + (qs ? '?' + qs : ''));
+  return { ...r, sessions: r?.sessions ?? [] };
+}
+
+export const session = (id: string) => getJSON<Session>(base(id));
+export const events = (id: string) => getJSON<RRwebEvent[]>(`${base(id)}/events`);
+
+/** unwrap accepts either a bare array or an object holding it under key. */
+function unwrap<T>(v: unknown, key: string): T[] {
+  if (Array.isArray(v)) return v as T[];
+  if (v && typeof v === 'object') {
+    const inner = (v as Record<string, unknown>)[key];
+    if (Array.isArray(inner)) return inner as T[];
+  }
+  return [];
+}
+
+export async function timeline(id: string): Promise<TimelineEntry[]> {
+  const list = unwrap<TimelineEntry>(await getJSON<unknown>(`${base(id)}/timeline`), 'timeline');
+  return list.filter((e) => e && typeof e.kind === 'string' && Number.isFinite(e.at_ms)).sort((a, b) => a.at_ms - b.at_ms);
+}
+
+/** msOf reads a time given as Unix ms or RFC 3339. */
+function msOf(v: unknown): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string') {
+    const n = Date.parse(v);
+    if (!isNaN(n)) return n;
+  }
+  return NaN;
+}
+
+/**
+ * requests lists the proxy's log of the session's requests. startMs is the
+ * session's start (Unix ms), for rows that give an absolute time.
+ */
+export async function requests(id: string, startMs: number): Promise<NetRequest[]> {
+  const rows = unwrap<Record<string, unknown>>(await getJSON<unknown>(`${base(id)}/requests`), 'requests');
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  return rows
+    .map((r) => {
+      let at = typeof r.at_ms === 'number' ? r.at_ms : NaN;
+      if (!Number.isFinite(at)) at = msOf(r.at ?? r.time ?? r.started_at) - startMs;
+      return {
+        at_ms: Number.isFinite(at) ? Math.max(0, at) : 0,
+        method: String(r.method ?? ''),
+        url: String(r.url ?? r.path ?? ''),
+        status: num(r.status),
+        duration_ms: num(r.duration_ms),
+        bytes: num(r.bytes),
+      };
+    })
+    .sort((a, b) => a.at_ms - b.at_ms);
+}
+
+export const tags = async (id: string) =>
+  unwrap<string>(await getJSON<unknown>(`${base(id)}/tags`), 'tags').filter((t) => typeof t === 'string');
+export const setTags = async (id: string, list: string[]) =>
+  unwrap<string>(await call<unknown>('PUT', `${base(id)}/tags`, list), 'tags');
+
+function toNote(v: Record<string, unknown>): Note {
+  return {
+    id: String(v.id ?? ''),
+    at_ms: typeof v.at_ms === 'number' ? v.at_ms : null,
+    text: String(v.text ?? ''),
+    created_at: typeof v.created_at === 'string' ? v.created_at : undefined,
+  };
+}
+
+export const notes = async (id: string) =>
+  unwrap<Record<string, unknown>>(await getJSON<unknown>(`${base(id)}/notes`), 'notes').map(toNote);
+export const addNote = (id: string, text: string, atMs: number | null) =>
+  call<unknown>('POST', `${base(id)}/notes`, { text, at_ms: atMs });
+export const deleteNote = (id: string, note: string) =>
+  call<unknown>('DELETE', `${base(id)}/notes/${encodeURIComponent(note)}`);
