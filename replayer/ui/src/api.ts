@@ -193,6 +193,8 @@ export async function requests(id: string, startMs: number): Promise<NetRequest[
   return rows
     .map((r) => {
       let at = typeof r.at_ms === 'number' ? r.at_ms : NaN;
+      // A Unix time (after 2001) rather than an offset from the start.
+      if (at > 1e12) at -= startMs;
       if (!Number.isFinite(at)) at = msOf(r.at ?? r.time ?? r.started_at) - startMs;
       return {
         at_ms: Number.isFinite(at) ? Math.max(0, at) : 0,
