@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -70,6 +71,18 @@ type Config struct {
 	// replays of that site would then show. If empty, every Host is
 	// trusted.
 	SiteHosts []string
+
+	// TrustedProxies are the peers (load balancers, CDNs) whose
+	// X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and Forwarded
+	// headers are passed on to the upstream, with this hop appended. Any
+	// other peer's are dropped and replaced by what Loupe saw. If empty,
+	// no peer is trusted.
+	TrustedProxies []netip.Prefix
+	// PreserveHost sends the visitor's Host header to the upstream. If
+	// false, the upstream's own host is sent, and the Location,
+	// Content-Location, Refresh and cookie domains it answers with are
+	// mapped back to the public host (see mapUpstreamHeaders).
+	PreserveHost bool
 
 	// Transport reaches the upstream. If nil, a clone of
 	// http.DefaultTransport with compression handling off is used; a
@@ -135,7 +148,7 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{cfg: cfg, log: cfg.Logger, started: time.Now(), recorderVersion: recorder.Version(cfg.RecorderJS)}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewriteRequest,
-		ModifyResponse: p.modifyResponse,
+		ModifyResponse: p.upstreamResponse,
 		ErrorHandler:   p.errorHandler,
 		Transport:      cfg.Transport,
 		BufferPool:     copyBuffers,
@@ -211,7 +224,10 @@ func (p *Proxy) serveRecorder(w http.ResponseWriter, r *http.Request) {
 // rewriteRequest prepares the outbound request.
 func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.cfg.Upstream)
-	pr.SetXForwarded()
+	if p.cfg.PreserveHost {
+		pr.Out.Host = pr.In.Host
+	}
+	setForwarded(pr, p.cfg.TrustedProxies)
 	if p.cfg.Archive != nil && p.siteHost(pr.In.Host) {
 		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), publicURLKey{}, publicURL(pr.In)))
 	}
