@@ -53,6 +53,9 @@ type Batch struct {
 	ScrollDepth int
 	// Viewport of the batch's first Meta event, CSS pixels; 0 if none.
 	ViewportW, ViewportH int
+	// Signals holds what the signal rules need beyond the rows above; the
+	// store derives the batch's signals from it (DeriveSignals).
+	Signals SignalFacts
 
 	// Page holds what the recorder says about its document; set on the
 	// first batch of a page view (seq 0), nil otherwise.
@@ -145,6 +148,14 @@ type Click struct {
 	At         int64 // Unix ms
 	X, Y       int   // viewport coordinates, CSS pixels
 	NodeID     int   // rrweb node id of the target
+	// Target is the recorder's readable description of the element (its
+	// "loupe/click" event), e.g. `button#buy.btn "Add to cart"`; "" if none.
+	Target string
+
+	// For the signal rules only; not stored.
+	Field   bool // the target is a form field (focusing it changes nothing)
+	Submit  bool // the target submits a form
+	Mutated bool // a DOM mutation followed within DeadWindow in the same batch
 }
 
 // Input is a change of a form field's value. Values are never kept.
@@ -219,6 +230,13 @@ type Session struct {
 	UTMSource            string
 	UTMMedium            string
 	UTMCampaign          string
+
+	// Behaviour (see signals.go).
+	Signals   SignalCounts
+	Friction  float64
+	Converted bool
+	ExitURL   string // URL of the latest page view
+	UserID    string // "" if not identified
 }
 
 // Duration is the time from the first to the last event.
@@ -229,7 +247,35 @@ func (s *Session) Duration() time.Duration { return s.EndedAt.Sub(s.StartedAt) }
 type SessionFilter struct {
 	Limit  int // 0 means 50; at most 1000
 	Offset int
+
+	// Signals: the session has at least one signal of each kind.
+	Signals []string
+	// URL: a page view's URL contains URL, or, if URL has * or ?, matches
+	// it as a glob (* any run of characters, ? one), case-sensitively.
+	// Entry and Exit likewise for the entry and exit page.
+	URL, Entry, Exit string
+	// Exact matches ("" means any).
+	UserID, Browser, OS, Device, Country, Tag string
+	// Referrer contains Referrer; UTMSource is exact.
+	Referrer, UTMSource string
+	// Duration bounds, inclusive; 0 means none.
+	MinDuration, MaxDuration time.Duration
+	// Page count bounds, inclusive; 0 means none.
+	MinPages, MaxPages int
+	// Started at or after From, before To; zero means unbounded.
+	From, To time.Time
+	// Sort is SortRecent (also ""), SortFriction, SortDuration or
+	// SortPages, each descending, then newest first, then by id.
+	Sort string
 }
+
+// Session list orders.
+const (
+	SortRecent   = "recent"
+	SortFriction = "friction"
+	SortDuration = "duration"
+	SortPages    = "pages"
+)
 
 // Store is what the collector and the replay server need from storage.
 type Store interface {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/loupe-dev/loupe/store"
@@ -64,10 +63,12 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *ch
 	stmt := func(s *sql.Stmt) *sql.Stmt { return tx.StmtContext(ctx, s) }
 	// The write transaction began IMMEDIATE, so nothing can slip in between
 	// these checks and the writes below.
-	var owner string
-	err := stmt(db.stmts.pageViewOwner).QueryRowContext(ctx, b.PageViewID).Scan(&owner)
+	var owner, state string
+	isNew := false
+	err := stmt(db.stmts.pageViewOwner).QueryRowContext(ctx, b.PageViewID).Scan(&owner, &state)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
+		isNew = true
 	case err != nil:
 		return fmt.Errorf("look up page view: %w", err)
 	case owner != b.SessionID:
@@ -164,6 +165,9 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *ch
 	if err := db.insertDerived(ctx, tx, b); err != nil {
 		return err
 	}
+	if err := db.deriveSignals(ctx, tx, b, state, isNew); err != nil {
+		return fmt.Errorf("signals: %w", err)
+	}
 	if len(b.AssetURLs) > 0 {
 		urls, err := json.Marshal(b.AssetURLs)
 		if err != nil {
@@ -182,14 +186,14 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *ch
 
 // insertDerived writes the batch's clicks, inputs and errors.
 func (db *DB) insertDerived(ctx context.Context, tx *sql.Tx, b *store.Batch) error {
-	n := max(len(b.Clicks)*6, len(b.Inputs)*4, len(b.Errors)*9)
+	n := max(len(b.Clicks)*7, len(b.Inputs)*4, len(b.Errors)*9)
 	if n == 0 {
 		return nil
 	}
 	args := make([]any, 0, n)
 	if len(b.Clicks) > 0 {
 		for _, c := range b.Clicks {
-			args = append(args, b.SessionID, b.PageViewID, c.At, c.X, c.Y, c.NodeID)
+			args = append(args, b.SessionID, b.PageViewID, c.At, c.X, c.Y, c.NodeID, c.Target)
 		}
 		if err := db.stmts.clicks.insert(ctx, tx, args); err != nil {
 			return fmt.Errorf("insert clicks: %w", err)
@@ -225,45 +229,9 @@ func isUniqueViolation(err error) bool {
 const sessionColumns = `id, started_at, ended_at, page_count, click_count, input_count, error_count, event_count,
 	entry_url, user_agent, bytes, stored_bytes,
 	browser, browser_version, os, device, country, ip_hash, ip,
-	referrer, language, viewport_w, viewport_h, utm_source, utm_medium, utm_campaign`
-
-// Sessions lists sessions, newest first, then by id descending.
-func (db *DB) Sessions(ctx context.Context, f store.SessionFilter) ([]*store.Session, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
-	offset := max(f.Offset, 0)
-
-	// No filters yet; new ones append to where and args.
-	var where []string
-	var args []any
-	q := `SELECT ` + sessionColumns + ` FROM sessions`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	q += ` ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?`
-	args = append(args, limit, offset)
-
-	rows, err := db.read.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	defer rows.Close()
-	ss := []*store.Session{}
-	for rows.Next() {
-		s, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sessions: %w", err)
-		}
-		ss = append(ss, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	return ss, nil
-}
+	referrer, language, viewport_w, viewport_h, utm_source, utm_medium, utm_campaign,
+	rage_click_count, dead_click_count, error_click_count, js_error_count, server_error_count, form_abandon_count,
+	friction, converted, exit_url, user_id`
 
 // Session returns the session with the given id, or store.ErrNotFound.
 func (db *DB) Session(ctx context.Context, id string) (*store.Session, error) {
@@ -285,7 +253,9 @@ func scanSession(row interface{ Scan(...any) error }) (*store.Session, error) {
 	if err := row.Scan(&s.ID, &started, &ended, &s.PageCount, &s.ClickCount, &s.InputCount, &s.ErrorCount, &s.EventCount,
 		&s.EntryURL, &s.UserAgent, &s.Bytes, &s.StoredBytes,
 		&c.Browser, &c.BrowserVersion, &c.OS, &c.Device, &c.Country, &c.IPHash, &c.IP,
-		&s.Referrer, &s.Language, &s.ViewportW, &s.ViewportH, &s.UTMSource, &s.UTMMedium, &s.UTMCampaign); err != nil {
+		&s.Referrer, &s.Language, &s.ViewportW, &s.ViewportH, &s.UTMSource, &s.UTMMedium, &s.UTMCampaign,
+		&s.Signals.RageClick, &s.Signals.DeadClick, &s.Signals.ErrorClick, &s.Signals.JSError, &s.Signals.ServerError, &s.Signals.FormAbandon,
+		&s.Friction, &s.Converted, &s.ExitURL, &s.UserID); err != nil {
 		return nil, err
 	}
 	s.StartedAt = msTime(started)
@@ -339,10 +309,10 @@ func (db *DB) Activity(ctx context.Context, id string) (*store.Activity, error) 
 	if err != nil {
 		return nil, fmt.Errorf("activity %q: page views: %w", id, err)
 	}
-	err = query(ctx, tx, `SELECT page_view_id, at, x, y, node_id FROM clicks WHERE session_id = ? ORDER BY at, rowid`, id,
+	err = query(ctx, tx, `SELECT page_view_id, at, x, y, node_id, target FROM clicks WHERE session_id = ? ORDER BY at, rowid`, id,
 		func(rows *sql.Rows) error {
 			var c store.Click
-			if err := rows.Scan(&c.PageViewID, &c.At, &c.X, &c.Y, &c.NodeID); err != nil {
+			if err := rows.Scan(&c.PageViewID, &c.At, &c.X, &c.Y, &c.NodeID, &c.Target); err != nil {
 				return err
 			}
 			a.Clicks = append(a.Clicks, c)

@@ -28,7 +28,7 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 		stmt **sql.Stmt
 		sql  string
 	}{
-		{&s.pageViewOwner, `SELECT session_id FROM page_views WHERE id = ?`},
+		{&s.pageViewOwner, `SELECT session_id, signal_state FROM page_views WHERE id = ?`},
 		{&s.chunkExists, `SELECT count(*) FROM chunks WHERE page_view_id = ? AND seq = ?`},
 		{&s.keyframe, `SELECT keyframe_page_view_id, keyframe_seq FROM sessions WHERE id = ?`},
 		// Scalar min() and max() return NULL if any argument is NULL, hence
@@ -92,6 +92,11 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 				WHERE session_id = ?1 AND url <> ''
 				ORDER BY started_at IS NULL, started_at, id
 				LIMIT 1), ''),
+			exit_url = coalesce((
+				SELECT url FROM page_views
+				WHERE session_id = ?1 AND url <> ''
+				ORDER BY started_at IS NULL, started_at DESC, id DESC
+				LIMIT 1), ''),
 			referrer     = coalesce(a.referrer, ''),
 			language     = coalesce(a.language, ''),
 			utm_source   = coalesce(a.utm_source, ''),
@@ -127,7 +132,7 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 		head string
 		cols int
 	}{
-		{&s.clicks, `INSERT INTO clicks (session_id, page_view_id, at, x, y, node_id) VALUES `, 6},
+		{&s.clicks, `INSERT INTO clicks (session_id, page_view_id, at, x, y, node_id, target) VALUES `, 7},
 		{&s.inputs, `INSERT INTO inputs (session_id, page_view_id, at, node_id) VALUES `, 4},
 		{&s.errors, `INSERT INTO js_errors (session_id, page_view_id, at, kind, message, stack, source, line, col) VALUES `, 9},
 	} {

@@ -1,0 +1,206 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/loupe-dev/loupe/store"
+)
+
+// deriveSignals runs the signal rules on b inside AppendBatch's
+// transaction: b's page view's state (stateJSON, as read with its owner;
+// "" for none), and, when b starts a page view (isNew), the end of the
+// session's earlier page views that still hold state. It stores the
+// signals, the states and the session's counters and friction.
+func (db *DB) deriveSignals(ctx context.Context, tx *sql.Tx, b *store.Batch, stateJSON string, isNew bool) error {
+	st, err := decodeState(stateJSON)
+	if err != nil {
+		return fmt.Errorf("page view %q: %w", b.PageViewID, err)
+	}
+	sigs := store.DeriveSignals(&st, b)
+	if err := saveState(ctx, tx, b.PageViewID, stateJSON, &st); err != nil {
+		return err
+	}
+	if isNew && b.EventCount > 0 {
+		ended, err := endPageViews(ctx, tx, b)
+		if err != nil {
+			return err
+		}
+		sigs = append(sigs, ended...)
+	}
+	if len(sigs) == 0 && !b.Signals.Converted {
+		return nil
+	}
+	return addSignals(ctx, tx, b.SessionID, sigs, b.Signals.Converted)
+}
+
+// endPageViews ends the session's other page views that started before b
+// and still hold state: a later page view started, so they were left.
+func endPageViews(ctx context.Context, tx *sql.Tx, b *store.Batch) ([]store.Signal, error) {
+	type open struct{ id, state string }
+	var opens []open
+	rows, err := tx.QueryContext(ctx, `
+		SELECT id, signal_state FROM page_views
+		WHERE session_id = ? AND id <> ? AND signal_state <> '' AND coalesce(started_at, 0) <= ?`,
+		b.SessionID, b.PageViewID, b.FirstTS)
+	if err != nil {
+		return nil, fmt.Errorf("open page views: %w", err)
+	}
+	for rows.Next() {
+		var o open
+		if err := rows.Scan(&o.id, &o.state); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("open page views: %w", err)
+		}
+		opens = append(opens, o)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("open page views: %w", err)
+	}
+	var sigs []store.Signal
+	for _, o := range opens {
+		st, err := decodeState(o.state)
+		if err != nil {
+			return nil, fmt.Errorf("page view %q: %w", o.id, err)
+		}
+		sigs = append(sigs, store.EndPageView(&st, b.SessionID, o.id, b.FirstTS)...)
+		if err := saveState(ctx, tx, o.id, o.state, &st); err != nil {
+			return nil, err
+		}
+	}
+	return sigs, nil
+}
+
+func decodeState(s string) (store.SignalState, error) {
+	var st store.SignalState
+	if s == "" {
+		return st, nil
+	}
+	if err := json.Unmarshal([]byte(s), &st); err != nil {
+		return st, fmt.Errorf("decode signal state: %w", err)
+	}
+	return st, nil
+}
+
+// saveState writes st as the page view's state unless it is unchanged
+// from old.
+func saveState(ctx context.Context, tx *sql.Tx, pageViewID, old string, st *store.SignalState) error {
+	s := ""
+	if !st.Empty() {
+		b, err := json.Marshal(st)
+		if err != nil {
+			return fmt.Errorf("encode signal state: %w", err)
+		}
+		s = string(b)
+	}
+	if s == old {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE page_views SET signal_state = ? WHERE id = ?`, s, pageViewID); err != nil {
+		return fmt.Errorf("save signal state: %w", err)
+	}
+	return nil
+}
+
+// addSignals inserts signals of one session, adds them to its counters,
+// marks it converted if so and recomputes its friction.
+func addSignals(ctx context.Context, tx *sql.Tx, sessionID string, sigs []store.Signal, converted bool) error {
+	var c store.SignalCounts
+	for _, s := range sigs {
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO signals (session_id, page_view_id, at, kind, x, y, node_id, target, url, detail)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			sessionID, s.PageViewID, s.At, s.Kind, s.X, s.Y, s.NodeID, s.Target, s.URL, s.Detail); err != nil {
+			return fmt.Errorf("insert signal: %w", err)
+		}
+		c.Add(s.Kind)
+	}
+	if !c.Zero() || converted {
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE sessions SET
+				rage_click_count   = rage_click_count + ?,
+				dead_click_count   = dead_click_count + ?,
+				error_click_count  = error_click_count + ?,
+				js_error_count     = js_error_count + ?,
+				server_error_count = server_error_count + ?,
+				form_abandon_count = form_abandon_count + ?,
+				converted          = max(converted, ?)
+			WHERE id = ?`,
+			c.RageClick, c.DeadClick, c.ErrorClick, c.JSError, c.ServerError, c.FormAbandon, converted, sessionID); err != nil {
+			return fmt.Errorf("count signals: %w", err)
+		}
+		return recomputeFriction(ctx, tx, sessionID)
+	}
+	return nil
+}
+
+// recomputeFriction sets the session's friction from its counters and
+// converted flag (store.Friction). Code of this package that changes the
+// counters calls it in the same transaction. A missing session is no
+// error.
+func recomputeFriction(ctx context.Context, tx *sql.Tx, sessionID string) error {
+	var c store.SignalCounts
+	var converted bool
+	var old float64
+	err := tx.QueryRowContext(ctx, `
+		SELECT rage_click_count, dead_click_count, error_click_count, js_error_count, server_error_count,
+			form_abandon_count, converted, friction
+		FROM sessions WHERE id = ?`, sessionID).Scan(
+		&c.RageClick, &c.DeadClick, &c.ErrorClick, &c.JSError, &c.ServerError, &c.FormAbandon, &converted, &old)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("recompute friction: %w", err)
+	}
+	if f := store.Friction(c, converted); f != old {
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET friction = ? WHERE id = ?`, f, sessionID); err != nil {
+			return fmt.Errorf("recompute friction: %w", err)
+		}
+	}
+	return nil
+}
+
+// Signals returns the session's signals in time order (then in the order
+// stored), an empty list if none; store.ErrNotFound if the session does
+// not exist.
+func (db *DB) Signals(ctx context.Context, sessionID string) ([]store.Signal, error) {
+	tx, err := db.read.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("signals %q: %w", sessionID, err)
+	}
+	defer tx.Rollback()
+	if err := sessionExists(ctx, tx, sessionID); err != nil {
+		return nil, fmt.Errorf("signals %q: %w", sessionID, err)
+	}
+	out := []store.Signal{}
+	err = query(ctx, tx, `
+		SELECT page_view_id, at, kind, x, y, node_id, target, url, detail
+		FROM signals WHERE session_id = ? ORDER BY at, rowid`, sessionID,
+		func(rows *sql.Rows) error {
+			s := store.Signal{SessionID: sessionID}
+			if err := rows.Scan(&s.PageViewID, &s.At, &s.Kind, &s.X, &s.Y, &s.NodeID, &s.Target, &s.URL, &s.Detail); err != nil {
+				return err
+			}
+			out = append(out, s)
+			return nil
+		})
+	if err != nil {
+		return nil, fmt.Errorf("signals %q: %w", sessionID, err)
+	}
+	return out, nil
+}
+
+// sessionExists returns store.ErrNotFound if the session does not exist.
+func sessionExists(ctx context.Context, tx *sql.Tx, id string) error {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM sessions WHERE id = ?`, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
