@@ -18,6 +18,8 @@ import (
 
 	"github.com/andybalholm/cascadia"
 	xhtml "golang.org/x/net/html"
+
+	"github.com/loupe-dev/loupe/injector/csp"
 )
 
 // DefaultPrefix is the path under which Loupe's routes live on a site.
@@ -195,6 +197,12 @@ func mayNeedAncestors(sel string) bool {
 type Page struct {
 	PageViewID string
 	Token      string // opaque, signed by the proxy
+
+	// CSP fits the recorder into the page's Content-Security-Policy: the
+	// tag carries nonce="CSP.Nonce" when set, and <meta> policies in the
+	// page are adjusted with csp.Meta. If zero, meta policies are left as
+	// they are.
+	CSP csp.Recorder
 }
 
 // recorderConfig is the JSON in the tag's data-loupe attribute, read by the
@@ -216,9 +224,10 @@ type recorderConfig struct {
 
 // ScriptTag returns the tag Rewrite inserts:
 //
-//	<script src="/__loupe/recorder.js" defer data-loupe="{JSON}"></script>
+//	<script src="/__loupe/recorder.js" defer data-loupe="{JSON}" nonce="…"></script>
 //
-// with the JSON of recorderConfig, escaped for an HTML attribute.
+// with the JSON of recorderConfig, escaped for an HTML attribute, and the
+// nonce only when p.CSP.Nonce is set.
 func (in *Injector) ScriptTag(p Page) []byte {
 	js, err := json.Marshal(recorderConfig{
 		V:        1,
@@ -235,6 +244,12 @@ func (in *Injector) ScriptTag(p Page) []byte {
 	b := make([]byte, 0, len(in.tagStart)+len(js)+64)
 	b = append(b, in.tagStart...)
 	b = append(b, html.EscapeString(string(js))...)
-	b = append(b, `"></script>`...)
+	b = append(b, '"')
+	if p.CSP.Nonce != "" {
+		b = append(b, ` nonce="`...)
+		b = append(b, html.EscapeString(p.CSP.Nonce)...)
+		b = append(b, '"')
+	}
+	b = append(b, `></script>`...)
 	return b
 }

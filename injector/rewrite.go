@@ -10,6 +10,8 @@ import (
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
+
+	"github.com/loupe-dev/loupe/injector/csp"
 )
 
 // Where Rewrite stands with the recorder tag.
@@ -30,6 +32,7 @@ type rewriter struct {
 	z     *html.Tokenizer
 	dst   io.Writer
 	tag   []byte
+	csp   csp.Recorder // Page.CSP; zero: meta policies untouched
 	state int
 	first bool // no token read yet (a leading BOM is not content)
 	// unclosed: a comment cut short was written before the tag; anything
@@ -58,7 +61,7 @@ func (in *Injector) Rewrite(dst io.Writer, src io.Reader, p Page) error {
 		r.reset()
 		rewriters.Put(r)
 	}()
-	r.in, r.dst, r.tag = in, dst, in.ScriptTag(p)
+	r.in, r.dst, r.tag, r.csp = in, dst, in.ScriptTag(p), p.CSP
 	r.state, r.first, r.unclosed = tagPending, true, false
 	r.stack.reset()
 	r.z = html.NewTokenizer(src)
@@ -245,7 +248,8 @@ func (r *rewriter) startTag(selfClosing bool) error {
 	} else {
 		r.cur.Data = string(name)
 	}
-	if field || insertAfter || (!void && r.in.ancestorAttrs) {
+	metaCSP := a == atom.Meta && r.csp != (csp.Recorder{})
+	if field || insertAfter || (!void && r.in.ancestorAttrs) || metaCSP {
 		r.cur.Attr = readAttrs(z, r.cur.Attr)
 	}
 	if insertAfter && !isCharsetMeta(r.cur.Attr) {
@@ -265,6 +269,9 @@ func (r *rewriter) startTag(selfClosing bool) error {
 		if mark := r.mark(); mark != "" {
 			raw = r.addClass(raw, mark)
 		}
+	}
+	if metaCSP && !foreign {
+		raw = r.adjustMetaCSP(raw)
 	}
 	if foreign {
 		z.NextIsNotRawText()

@@ -1,0 +1,102 @@
+package injector
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/loupe-dev/loupe/injector/csp"
+)
+
+var cspPage = Page{PageViewID: "pv-1", Token: "tok.en", CSP: csp.Recorder{
+	Nonce:   "N0nce",
+	Script:  "https://shop.example/__loupe/recorder.js",
+	Connect: "https://shop.example/__loupe/ingest",
+	Scheme:  "https",
+}}
+
+func TestScriptTagNonce(t *testing.T) {
+	in := mustNew(t, Config{})
+	tag := string(in.ScriptTag(cspPage))
+	if !strings.HasSuffix(tag, `" nonce="N0nce"></script>`) || !strings.HasPrefix(tag, `<script src="/__loupe/recorder.js" defer data-loupe="`) {
+		t.Errorf("got tag %s, want a nonce attribute", tag)
+	}
+	if tag := string(in.ScriptTag(testPage)); strings.Contains(tag, "nonce") {
+		t.Errorf("got tag %s without Page.CSP, want no nonce", tag)
+	}
+}
+
+func TestRewriteMetaCSP(t *testing.T) {
+	const integrity = `<script src="https://cdn.example/lib.js" integrity="sha384-oqVuAfXRKap7fdgcCY5uykM6+R9GqQ8K/uxy9rx7HNQlGYl1kPzQho1wx4JwY8wC" crossorigin="anonymous" nonce="a"></script>` +
+		`<link rel="stylesheet" href="/s.css" integrity="sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=">`
+	tests := []struct {
+		name string
+		page Page
+		in   string
+		want string // TAG stands for the recorder's tag
+	}{
+		{
+			name: "strict meta policy gains the nonce and the ingest URL",
+			page: cspPage,
+			in:   `<!doctype html><html><head><meta http-equiv="Content-Security-Policy" content="script-src 'nonce-a' 'strict-dynamic'; connect-src 'none'">` + integrity + `</head></html>`,
+			want: `<!doctype html><html><head>TAG<meta http-equiv="Content-Security-Policy" content="script-src &#39;nonce-a&#39; &#39;strict-dynamic&#39; &#39;nonce-N0nce&#39;; connect-src https://shop.example/__loupe/ingest">` + integrity + `</head></html>`,
+		},
+		{
+			name: "charset and policy in one meta: the tag comes after it",
+			page: cspPage,
+			in:   `<head><META charset=utf-8 HTTP-EQUIV=content-security-policy Content="default-src 'self' 'unsafe-inline'; script-src 'unsafe-inline'" /><title>x</title>`,
+			want: `<head><meta charset="utf-8" http-equiv="content-security-policy" content="default-src &#39;self&#39; &#39;unsafe-inline&#39;; script-src &#39;unsafe-inline&#39; https://shop.example/__loupe/recorder.js">TAG<title>x</title>`,
+		},
+		{
+			name: "a policy that already allows the recorder is copied byte for byte",
+			page: cspPage,
+			in:   `<head><meta http-equiv=Content-Security-Policy content="default-src 'self'" ><p>x`,
+			want: `<head>TAG<meta http-equiv=Content-Security-Policy content="default-src 'self'" ><p>x`,
+		},
+		{
+			name: "later metas in the body are adjusted too",
+			page: cspPage,
+			in:   `<head><title>t</title></head><body><meta http-equiv="content-security-policy" content="connect-src 'none'"></body>`,
+			want: `<head>TAG<title>t</title></head><body><meta http-equiv="content-security-policy" content="connect-src https://shop.example/__loupe/ingest"></body>`,
+		},
+		{
+			name: "report-only cannot be delivered by a meta: untouched",
+			page: cspPage,
+			in:   `<head><meta http-equiv="Content-Security-Policy-Report-Only" content="connect-src 'none'">`,
+			want: `<head>TAG<meta http-equiv="Content-Security-Policy-Report-Only" content="connect-src 'none'">`,
+		},
+		{
+			// <meta> breaks out of foreign content (WHATWG 13.2.6.5): it
+			// is HTML's even inside <svg>.
+			name: "a meta in SVG breaks out",
+			page: cspPage,
+			in:   `<head><title>t</title><body><svg><meta http-equiv="Content-Security-Policy" content="connect-src 'none'"/></svg>`,
+			want: `<head>TAG<title>t</title><body><svg><meta http-equiv="Content-Security-Policy" content="connect-src https://shop.example/__loupe/ingest"></svg>`,
+		},
+		{
+			name: "without Page.CSP nothing changes",
+			page: testPage,
+			in:   `<head><meta http-equiv="Content-Security-Policy" content="connect-src 'none'">` + integrity,
+			want: `<head>TAG<meta http-equiv="Content-Security-Policy" content="connect-src 'none'">` + integrity,
+		},
+		{
+			name: "repeated content: the first counts",
+			page: cspPage,
+			in:   `<head><meta http-equiv="Content-Security-Policy" content="connect-src 'none'" content="x">`,
+			want: `<head>TAG<meta http-equiv="Content-Security-Policy" content="connect-src https://shop.example/__loupe/ingest">`,
+		},
+	}
+	in := mustNew(t, Config{})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := in.Rewrite(&out, strings.NewReader(tt.in), tt.page); err != nil {
+				t.Fatal(err)
+			}
+			want := strings.Replace(tt.want, "TAG", string(in.ScriptTag(tt.page)), 1)
+			if got := out.String(); got != want {
+				t.Errorf("Rewrite(%s)\n got %s\nwant %s", tt.in, got, want)
+			}
+		})
+	}
+}
