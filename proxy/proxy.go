@@ -60,6 +60,11 @@ type Config struct {
 	// 16 MiB.
 	MaxRewriteBytes int64
 
+	// Record decides whether an HTML page gets the recorder; see
+	// RecordRules and SessionID. It sees the visitor's request with the
+	// page's public path. If nil, every HTML page is recorded.
+	Record func(*http.Request) bool
+
 	// Archive receives every archivable response (see archivable) before
 	// its body streams to the visitor; it may wrap resp.Body to tee it, and
 	// must neither block nor change the bytes. If nil, nothing is archived.

@@ -91,6 +91,9 @@ func (p *Proxy) tee(resp *http.Response) {
 // inject rewrites resp's body in place. On any failure before the new body
 // is installed it restores the original bytes and returns the reason.
 func (p *Proxy) inject(resp *http.Response) error {
+	if !p.recording(resp) {
+		return errPassThrough
+	}
 	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
 	codec, ok := codecs[enc]
 	if !ok {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -89,7 +88,7 @@ const (
 		utm_term     = CASE WHEN p.has_page THEN p.utm_term ELSE excluded.utm_term END,
 		utm_content  = CASE WHEN p.has_page THEN p.utm_content ELSE excluded.utm_content END,
 		has_page     = p.has_page OR excluded.has_page
-	RETURNING session_id`
+	RETURNING session_id, signal_state, (xmax = 0) AS inserted`
 
 	// No row inserted means the batch is a duplicate. A concurrent insert of
 	// the same key waits for the other transaction and then does nothing.
@@ -103,9 +102,9 @@ const (
 	// columns sent as arrays. WITH ORDINALITY keeps the batch's event order
 	// in the identity column, which breaks ties of at.
 	insertClicksSQL = `
-	INSERT INTO clicks (session_id, page_view_id, at, x, y, node_id)
-	SELECT $1, $2, at, x, y, node_id
-	FROM unnest($3::bigint[], $4::integer[], $5::integer[], $6::integer[]) WITH ORDINALITY AS r (at, x, y, node_id, n)
+	INSERT INTO clicks (session_id, page_view_id, at, x, y, node_id, target)
+	SELECT $1, $2, at, x, y, node_id, target
+	FROM unnest($3::bigint[], $4::integer[], $5::integer[], $6::integer[], $7::text[]) WITH ORDINALITY AS r (at, x, y, node_id, target, n)
 	ORDER BY n`
 	insertInputsSQL = `
 	INSERT INTO inputs (session_id, page_view_id, at, node_id)
@@ -134,6 +133,11 @@ const (
 			SELECT url FROM page_views
 			WHERE session_id = $1 AND url <> ''
 			ORDER BY started_at NULLS LAST, id
+			LIMIT 1), ''),
+		exit_url = coalesce((
+			SELECT url FROM page_views
+			WHERE session_id = $1 AND url <> ''
+			ORDER BY started_at DESC NULLS LAST, id DESC
 			LIMIT 1), ''),
 		referrer     = coalesce(a.referrer, ''),
 		language     = coalesce(a.language, ''),
@@ -275,8 +279,9 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *chunk.Encode
 	if err := br.QueryRow().Scan(&kfPageView, &kfSeq); err != nil {
 		return fmt.Errorf("upsert session: %w", err)
 	}
-	var owner string
-	if err := br.QueryRow().Scan(&owner); err != nil {
+	var owner, state string
+	var isNew bool
+	if err := br.QueryRow().Scan(&owner, &state, &isNew); err != nil {
 		return fmt.Errorf("upsert page view: %w", err)
 	}
 	if owner != b.SessionID {
@@ -305,7 +310,13 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *chunk.Encode
 	if _, err := br.Exec(); err != nil {
 		return fmt.Errorf("update session: %w", err)
 	}
-	return br.Close()
+	if err := br.Close(); err != nil {
+		return err
+	}
+	if err := deriveSignals(ctx, tx, b, state, isNew); err != nil {
+		return fmt.Errorf("signals: %w", err)
+	}
+	return nil
 }
 
 // queueDerived queues the inserts of the batch's clicks, inputs and errors
@@ -313,11 +324,11 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *chunk.Encode
 func queueDerived(q *pgx.Batch, b *store.Batch) []string {
 	var names []string
 	if n := len(b.Clicks); n > 0 {
-		at, x, y, node := make([]int64, n), make([]int32, n), make([]int32, n), make([]int32, n)
+		at, x, y, node, target := make([]int64, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]string, n)
 		for i, c := range b.Clicks {
-			at[i], x[i], y[i], node[i] = c.At, int32(c.X), int32(c.Y), int32(c.NodeID)
+			at[i], x[i], y[i], node[i], target[i] = c.At, int32(c.X), int32(c.Y), int32(c.NodeID), c.Target
 		}
-		q.Queue(insertClicksSQL, b.SessionID, b.PageViewID, at, x, y, node)
+		q.Queue(insertClicksSQL, b.SessionID, b.PageViewID, at, x, y, node, target)
 		names = append(names, "clicks")
 	}
 	if n := len(b.Inputs); n > 0 {
@@ -345,46 +356,9 @@ func queueDerived(q *pgx.Batch, b *store.Batch) []string {
 const sessionColumns = `id, started_at, ended_at, page_count, click_count, input_count, error_count, event_count,
 	entry_url, user_agent, bytes, stored_bytes,
 	browser, browser_version, os, device, country, ip_hash, ip,
-	referrer, language, viewport_w, viewport_h, utm_source, utm_medium, utm_campaign`
-
-// Sessions lists sessions, newest first (sessions without events last), then
-// by id descending.
-func (db *DB) Sessions(ctx context.Context, f store.SessionFilter) ([]*store.Session, error) {
-	limit := f.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxLimit)
-	offset := max(f.Offset, 0)
-
-	// No filters yet; new ones append to where and args.
-	var where []string
-	var args []any
-	q := `SELECT ` + sessionColumns + ` FROM sessions`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	args = append(args, limit, offset)
-	q += fmt.Sprintf(` ORDER BY started_at DESC NULLS LAST, id DESC LIMIT $%d OFFSET $%d`, len(args)-1, len(args))
-
-	rows, err := db.pool.Query(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	defer rows.Close()
-	ss := []*store.Session{}
-	for rows.Next() {
-		s, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list sessions: %w", err)
-		}
-		ss = append(ss, s)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list sessions: %w", err)
-	}
-	return ss, nil
-}
+	referrer, language, viewport_w, viewport_h, utm_source, utm_medium, utm_campaign,
+	rage_click_count, dead_click_count, error_click_count, js_error_count, server_error_count, form_abandon_count,
+	friction, converted, exit_url, user_id`
 
 // Session returns the session with the given id, or store.ErrNotFound.
 func (db *DB) Session(ctx context.Context, id string) (*store.Session, error) {
@@ -406,7 +380,9 @@ func scanSession(row pgx.Row) (*store.Session, error) {
 	if err := row.Scan(&s.ID, &started, &ended, &s.PageCount, &s.ClickCount, &s.InputCount, &s.ErrorCount, &s.EventCount,
 		&s.EntryURL, &s.UserAgent, &s.Bytes, &s.StoredBytes,
 		&c.Browser, &c.BrowserVersion, &c.OS, &c.Device, &c.Country, &c.IPHash, &c.IP,
-		&s.Referrer, &s.Language, &s.ViewportW, &s.ViewportH, &s.UTMSource, &s.UTMMedium, &s.UTMCampaign); err != nil {
+		&s.Referrer, &s.Language, &s.ViewportW, &s.ViewportH, &s.UTMSource, &s.UTMMedium, &s.UTMCampaign,
+		&s.Signals.RageClick, &s.Signals.DeadClick, &s.Signals.ErrorClick, &s.Signals.JSError, &s.Signals.ServerError, &s.Signals.FormAbandon,
+		&s.Friction, &s.Converted, &s.ExitURL, &s.UserID); err != nil {
 		return nil, err
 	}
 	s.StartedAt = msTime(started)
@@ -460,10 +436,10 @@ func (db *DB) Activity(ctx context.Context, id string) (*store.Activity, error) 
 	if err != nil {
 		return nil, fmt.Errorf("activity %q: page views: %w", id, err)
 	}
-	err = query(ctx, tx, `SELECT page_view_id, at, x, y, node_id FROM clicks WHERE session_id = $1 ORDER BY at, id`, id,
+	err = query(ctx, tx, `SELECT page_view_id, at, x, y, node_id, target FROM clicks WHERE session_id = $1 ORDER BY at, id`, id,
 		func(rows pgx.Rows) error {
 			var c store.Click
-			if err := rows.Scan(&c.PageViewID, &c.At, &c.X, &c.Y, &c.NodeID); err != nil {
+			if err := rows.Scan(&c.PageViewID, &c.At, &c.X, &c.Y, &c.NodeID, &c.Target); err != nil {
 				return err
 			}
 			a.Clicks = append(a.Clicks, c)
