@@ -1,0 +1,342 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/elazarl/goproxy"
+)
+
+// LeafMinter mints the certificate a browser is shown for an intercepted
+// host (*certs.Minter).
+type LeafMinter interface {
+	Leaf(host string) (*tls.Certificate, error)
+}
+
+// MITMConfig configures a MITM.
+type MITMConfig struct {
+	// Record lists the hosts to intercept and record: names or path.Match
+	// globs ("*.shop.example"), matched against the host without its port,
+	// ignoring case. Every other host is passed through untouched: a
+	// CONNECT is tunnelled byte for byte (no TLS interception) and a plain
+	// http:// request forwarded. If empty, nothing is recorded.
+	Record []string
+	// Leaves mints the certificates shown for recorded hosts. Required.
+	Leaves LeafMinter
+	// Site is the template of each recorded host's Proxy: Injector,
+	// Tokens, Ingest, RecorderJS, Archive and the rest apply to every
+	// recorded host as they would to one reverse-proxied site. Upstream
+	// and Transport are set per host; theirs are ignored.
+	Site Config
+	// RootCAs verifies upstream certificates. If nil, the system's roots.
+	// Upstream TLS is always verified: an upstream whose certificate does
+	// not verify answers 502.
+	RootCAs *x509.CertPool
+	// DialContext dials upstreams and tunnels. If nil, a net.Dialer's with
+	// a 10-second timeout.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Logger receives operator-facing lines. If nil, Site.Logger or
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// MITM is a forward proxy for lab studies: a browser configured to use it
+// (and to trust the CA behind Leaves) gets every page of a recorded host
+// through the same Proxy as a reverse-proxied site — injected, archived,
+// with Loupe's routes under the prefix — and everything else untouched.
+//
+// goproxy speaks the forward-proxy protocol (CONNECT, absolute-form
+// requests, tunnels). A CONNECT to a recorded host is hijacked: MITM
+// terminates its TLS with a minted leaf and serves the connection with
+// net/http, so that streaming, WebSockets, HTTP/2 and the rest behave as
+// with the reverse proxy rather than through goproxy's own MITM loop.
+type MITM struct {
+	cfg       MITMConfig
+	log       *slog.Logger
+	gp        *goproxy.ProxyHttpServer
+	transport *http.Transport
+	conns     *connListener
+	srv       *http.Server
+	done      chan struct{}
+
+	mu    sync.Mutex
+	sites map[string]*Proxy // by upstream origin, "https://shop.example:443"
+}
+
+// NewMITM validates cfg and returns a MITM. Close it to end its
+// intercepted connections.
+func NewMITM(cfg MITMConfig) (*MITM, error) {
+	if cfg.Leaves == nil {
+		return nil, errors.New("mitm: a leaf minter is required")
+	}
+	if cfg.Site.Injector == nil || cfg.Site.Tokens == nil {
+		return nil, errors.New("mitm: the site template needs an injector and tokens")
+	}
+	for _, g := range cfg.Record {
+		if _, err := path.Match(g, ""); err != nil {
+			return nil, fmt.Errorf("mitm: record host %q: %w", g, err)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = cfg.Site.Logger
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.DialContext == nil {
+		cfg.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	m := &MITM{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		conns: newConnListener(),
+		done:  make(chan struct{}),
+		sites: map[string]*Proxy{},
+	}
+	m.transport = &http.Transport{
+		DialContext:     cfg.DialContext,
+		TLSClientConfig: &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
+		// The recorded hosts' HTML is decoded by the rewriter, which asks
+		// only for what it can decode; see Proxy.rewriteRequest.
+		DisableCompression:    true,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: 60 * time.Second,
+	}
+
+	gp := goproxy.NewProxyHttpServer()
+	gp.Tr = m.transport
+	// Never goproxy's environment-based chaining: tunnels dial directly.
+	gp.ConnectDial = nil
+	gp.ConnectDialWithReq = func(req *http.Request, network, addr string) (net.Conn, error) {
+		return cfg.DialContext(req.Context(), network, addr)
+	}
+	// Forwarded hosts get the client's Accept-Encoding, and their bytes as
+	// sent (the transport does not decompress).
+	gp.KeepAcceptEncoding = true
+	gp.Logger = slogPrintf{m.log}
+	gp.OnRequest().HandleConnectFunc(func(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+		if m.recorded(host) {
+			return &goproxy.ConnectAction{Action: goproxy.ConnectHijack, Hijack: m.hijack}, host
+		}
+		return &goproxy.ConnectAction{Action: goproxy.ConnectAccept}, host
+	})
+	m.gp = gp
+
+	m.srv = &http.Server{
+		Handler:           http.HandlerFunc(m.serveIntercepted),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+		TLSConfig: &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: m.certificate,
+			NextProtos:     []string{"h2", "http/1.1"},
+		},
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if tc, ok := c.(*tls.Conn); ok {
+				if ic, ok := tc.NetConn().(*interceptedConn); ok {
+					return context.WithValue(ctx, connectTargetKey{}, ic.target)
+				}
+			}
+			return ctx
+		},
+	}
+	go func() {
+		defer close(m.done)
+		if err := m.srv.ServeTLS(m.conns, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("mitm: intercepted connections", "err", err)
+		}
+	}()
+	return m, nil
+}
+
+// ServeHTTP serves a forward-proxy request: a CONNECT, or an absolute-form
+// request for a plain http:// URL.
+func (m *MITM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodConnect:
+		m.gp.ServeHTTP(w, r)
+	case !r.URL.IsAbs() || r.URL.Host == "":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintln(w, "This is Loupe's forward proxy for lab studies: set it as the browser's HTTP and HTTPS proxy.")
+	case r.URL.Scheme == "http" && m.recorded(r.URL.Host):
+		m.site("http", r.URL.Host).ServeHTTP(w, r)
+	default:
+		m.gp.ServeHTTP(w, r)
+	}
+}
+
+// Close ends the intercepted connections and idle upstream connections.
+func (m *MITM) Close() error {
+	err := m.srv.Close()
+	<-m.done
+	m.transport.CloseIdleConnections()
+	return err
+}
+
+// recorded reports whether hostport (a host, with or without port) is on
+// the record list.
+func (m *MITM) recorded(hostport string) bool {
+	host := strings.ToLower(strings.TrimSuffix(hostOnly(hostport), "."))
+	for _, g := range m.cfg.Record {
+		if ok, _ := path.Match(strings.ToLower(g), host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// hostOnly strips the port (and an IPv6 address's brackets).
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.Trim(hostport, "[]")
+}
+
+// hijack takes a CONNECT to a recorded host: it confirms the tunnel and
+// hands the connection to the server of intercepted connections, whose TLS
+// shows the host's minted leaf. The browser sends nothing before the 200,
+// so no bytes are left in goproxy's reader.
+func (m *MITM) hijack(req *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
+	if _, err := fmt.Fprintf(client, "HTTP/%d.%d 200 Connection established\r\n\r\n", max(req.ProtoMajor, 1), req.ProtoMinor); err != nil {
+		client.Close()
+		return
+	}
+	if !m.conns.push(&interceptedConn{Conn: client, target: req.URL.Host}) {
+		client.Close()
+	}
+}
+
+// certificate presents the leaf of the host the CONNECT named, whatever
+// the client's SNI says (a URL with an IP address sends none).
+func (m *MITM) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	ic, ok := hello.Conn.(*interceptedConn)
+	if !ok {
+		return nil, errors.New("mitm: connection without a CONNECT target")
+	}
+	return m.cfg.Leaves.Leaf(hostOnly(ic.target))
+}
+
+// connectTargetKey carries an intercepted connection's CONNECT target
+// (host:port) to its requests.
+type connectTargetKey struct{}
+
+// serveIntercepted serves a request inside an intercepted connection with
+// the target host's Proxy.
+func (m *MITM) serveIntercepted(w http.ResponseWriter, r *http.Request) {
+	target, _ := r.Context().Value(connectTargetKey{}).(string)
+	// A request inside the tunnel may name another host; recording it under
+	// the CONNECT target's leaf would be wrong, and forwarding it would
+	// intercept a host the list does not name.
+	if !strings.EqualFold(hostOnly(r.Host), hostOnly(target)) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusMisdirectedRequest)
+		fmt.Fprintln(w, "421 Misdirected Request: this connection is for", hostOnly(target))
+		return
+	}
+	m.site("https", target).ServeHTTP(w, r)
+}
+
+// site returns the Proxy for an upstream origin, made on first use.
+func (m *MITM) site(scheme, hostport string) http.Handler {
+	u := &url.URL{Scheme: scheme, Host: hostport}
+	if p := u.Port(); (scheme == "https" && p == "443") || (scheme == "http" && p == "80") {
+		u.Host = hostOnly(hostport)
+		if strings.Contains(u.Host, ":") {
+			u.Host = "[" + u.Host + "]"
+		}
+	}
+	key := u.String()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.sites[key]; ok {
+		return p
+	}
+	cfg := m.cfg.Site
+	cfg.Upstream = u
+	cfg.Transport = m.transport
+	if cfg.Logger == nil {
+		cfg.Logger = m.log
+	}
+	p, err := New(cfg)
+	if err != nil {
+		m.log.Error("mitm: site proxy", "upstream", key, "err", err)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "502 Bad Gateway", http.StatusBadGateway)
+		})
+	}
+	m.sites[key] = p
+	return p
+}
+
+// interceptedConn is a hijacked client connection and the host:port its
+// CONNECT named.
+type interceptedConn struct {
+	net.Conn
+	target string
+}
+
+// connListener is a net.Listener of the connections hijack pushes.
+type connListener struct {
+	ch     chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newConnListener() *connListener {
+	return &connListener{ch: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+// push hands c to Accept; it reports false once the listener is closed.
+func (l *connListener) push(c net.Conn) bool {
+	select {
+	case l.ch <- c:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+func (l *connListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.ch:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *connListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *connListener) Addr() net.Addr { return mitmAddr{} }
+
+type mitmAddr struct{}
+
+func (mitmAddr) Network() string { return "mitm" }
+func (mitmAddr) String() string  { return "mitm" }
+
+// slogPrintf is goproxy's Logger on slog: its lines are debug detail.
+type slogPrintf struct{ log *slog.Logger }
+
+func (s slogPrintf) Printf(format string, v ...any) {
+	s.log.Debug(fmt.Sprintf(format, v...), "part", "mitm")
+}
