@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // uiSignalsOrigin is a site with one control per behaviour signal. Only the
@@ -210,6 +211,90 @@ func TestSignalsInUI(t *testing.T) {
 			t.Errorf("network panel does not highlight GET /api/prices: %v\n%s", err, panel)
 		} else if !strings.Contains(failed, "500") {
 			t.Errorf("network panel row %q lacks the status 500", failed)
+		}
+	})
+
+	t.Run("shortcuts and share link", func(t *testing.T) {
+		do(t, ctx, "open the player", chromedp.Navigate(fmt.Sprintf("%s/sessions/%s?t=0", m.AdminURL, sess.ID)))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!window.loupePlayer && document.querySelectorAll('.panel--events .ev').length > 0`,
+			chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			t.Fatalf("player did not load: %v", err)
+		}
+		at := func() float64 {
+			t.Helper()
+			v, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.loupePlayer.getReplayer().getCurrentTime()`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		key := func(k string) { do(t, ctx, "press "+k, chromedp.KeyEvent(k), chromedp.Sleep(150*time.Millisecond)) }
+		key("?")
+		if shown, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`!document.querySelector('.help').hidden`)); !shown {
+			t.Error("? does not show the help overlay")
+		}
+		key(kb.Escape)
+		key("3")
+		if speed, _ := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.loupePlayer.getReplayer().config.speed`)); speed != 4 {
+			t.Errorf("after 3 the speed is %v, want 4", speed)
+		}
+		key(kb.ArrowRight)
+		if got := at(); math.Abs(got-5000) > 250 {
+			t.Errorf("→ from 0 moves to %.0f ms, want 5000", got)
+		}
+		key(kb.ArrowLeft)
+		if got := at(); got > 250 {
+			t.Errorf("← from 5 s moves to %.0f ms, want 0", got)
+		}
+		// N jumps to the next signal: the dead click comes first.
+		key("N")
+		if got := at(); math.Abs(got-float64(want["dead_click"])) > 1000 {
+			t.Errorf("N from 0 moves to %.0f ms, want the dead click at %d ms", got, want["dead_click"])
+		}
+		do(t, ctx, "share", chromedp.Click(chromedp.CSS(".share .btn")))
+		link, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.share__url').value`))
+		u, perr := url.Parse(link)
+		if err != nil || perr != nil || u.Path != "/sessions/"+sess.ID || u.Query().Get("t") != fmt.Sprint(int64(math.Round(at()))) {
+			t.Errorf("share link %q (%v), want this session at %.0f ms", link, err, at())
+		}
+	})
+
+	t.Run("tags and notes", func(t *testing.T) {
+		do(t, ctx, "open the player", chromedp.Navigate(fmt.Sprintf("%s/sessions/%s?t=2000", m.AdminURL, sess.ID)),
+			chromedp.WaitVisible(chromedp.CSS(".tags__add input")))
+		do(t, ctx, "add a tag",
+			chromedp.SendKeys(chromedp.CSS(".tags__add input"), "needs-fix"),
+			chromedp.Click(chromedp.CSS(".tags__add button")))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!document.querySelector('.tag[data-tag="needs-fix"]') && !document.querySelector('.tags__status').textContent`,
+			chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+			st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.tags').innerText`))
+			t.Fatalf("tag not added: %v (%s)", err, st)
+		}
+		if ids, err := uiListed(ctx, m.AdminURL+"/?tag=needs-fix"); err != nil || !uiHas(ids, sess.ID) {
+			t.Errorf("list with tag=needs-fix: %v (%v), want session %s", ids, err, sess.ID)
+		}
+		do(t, ctx, "back to the player", chromedp.Navigate(fmt.Sprintf("%s/sessions/%s?t=2000", m.AdminURL, sess.ID)),
+			chromedp.WaitVisible(chromedp.CSS(`.tag[data-tag="needs-fix"] .tag__rm`)),
+			chromedp.Click(chromedp.CSS(`.tag[data-tag="needs-fix"] .tag__rm`)))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!document.querySelector('.tag[data-tag="needs-fix"]')`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+			t.Errorf("tag not removed: %v", err)
+		}
+		do(t, ctx, "add a note",
+			chromedp.Click(chromedp.CSS(".side__tab[data-tab=notes]")),
+			chromedp.SendKeys(chromedp.CSS(".notes__add textarea"), "the price list fails here"),
+			chromedp.Click(chromedp.CSS(".notes__add button[type=submit]")))
+		note, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const n = document.querySelector('.note'); return n ? n.innerText : false; })()`,
+			chromedp.WithPollingTimeout(5*time.Second)))
+		if err != nil {
+			st, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.panel--notes').innerText`))
+			t.Fatalf("note not listed: %v (%s)", err, st)
+		}
+		if !strings.Contains(note, "the price list fails here") || !strings.Contains(note, "00:02") {
+			t.Errorf("note shows %q, want its text at 00:02", note)
+		}
+		do(t, ctx, "delete the note", chromedp.Click(chromedp.CSS(".note .note__rm")))
+		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`!document.querySelector('.note')`, chromedp.WithPollingTimeout(5*time.Second))); err != nil {
+			t.Errorf("note not deleted: %v", err)
 		}
 	})
 

@@ -25,3 +25,9 @@ function main(): void {
 }
 
 main();
+
+// A page restored from the back/forward cache shows the DOM it was left
+// with, e.g. a filter typed but not applied; draw it again from its URL.
+window.addEventListener('pageshow', (e) => {
+  if (e.persisted && document.getElementById('app')?.dataset.page === 'sessions') main();
+});

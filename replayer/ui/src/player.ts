@@ -21,7 +21,7 @@ import {
 import { h, mount, notice, topBar } from './dom';
 import { duration, path, when } from './format';
 import { badges } from './sessions';
-import { ERROR_KINDS, FRICTION_HELP, MARKER_KINDS, PROBLEM_KINDS, signalLabel } from './signals';
+import { ERROR_KINDS, MARKER_KINDS, PROBLEM_KINDS, frictionParts, signalLabel } from './signals';
 import { notesPanel, tagEditor } from './annotations';
 import { bindKeys, helpOverlay } from './keys';
 
@@ -139,7 +139,14 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
       onTime(to);
     },
   };
-  if (t !== null) player.goto(t, false);
+  if (t !== null) {
+    try {
+      player.goto(t, false);
+    } catch (err) {
+      // A recording rrweb cannot rebuild; the panels are still worth having.
+      console.warn('loupe: seek failed', err);
+    }
+  }
 
   let pending = 0;
   window.addEventListener('resize', () => {
@@ -310,7 +317,7 @@ function facts(s: Session, id: string): HTMLElement {
       item('Referrer', s.referrer ? path(s.referrer) : s.utm_source ? `utm: ${s.utm_source}` : '', s.referrer),
       item('Entry page', path(s.entry_url), s.entry_url),
       item('Exit page', s.exit_url ? path(s.exit_url) : '', s.exit_url),
-      item('Friction', typeof s.friction === 'number' ? s.friction.toFixed(1) : '', FRICTION_HELP),
+      item('Friction', typeof s.friction === 'number' ? String(Math.round(s.friction * 10) / 10) : '', frictionParts(s.signals, s.converted)),
       signals.childElementCount ? item('Signals', signals) : null,
     ),
     tagEditor(id, s.tags),

@@ -8,7 +8,7 @@
 import { listSessions, type Session, type SessionPage } from './api';
 import { h, mount, notice, topBar } from './dom';
 import { browser, duration, path, plural, when } from './format';
-import { FRICTION_HELP, SIGNALS, signalLabel } from './signals';
+import { FRICTION_HELP, SIGNALS, frictionParts, signalLabel } from './signals';
 
 /** Text parameters, shown as text inputs, in form order. */
 const TEXT_FILTERS: [name: string, label: string, placeholder: string][] = [
@@ -324,7 +324,7 @@ function table(list: Session[]): HTMLElement {
       h('td', { class: 'nowrap', title: s.user_agent }, device(s)),
       h('td', {}, s.country || h('span', { class: 'muted' }, '—')),
       h('td', {}, badges(s)),
-      h('td', { class: 'num friction', title: FRICTION_HELP }, friction ? friction.toFixed(1) : '0'),
+      h('td', { class: 'num friction', title: frictionParts(s.signals, s.converted) }, friction ? String(Math.round(friction * 10) / 10) : '0'),
       h(
         'td',
         { class: 'url', title: `${s.entry_url}${s.exit_url ? ' → ' + s.exit_url : ''}` },

@@ -59,11 +59,37 @@ export const PROBLEM_KINDS = new Set([
 export const ERROR_KINDS = new Set(['js_error', 'console_error']);
 
 /**
- * FRICTION_HELP explains the friction score. It restates the formula that
- * the store documents (store.Friction); keep the two in step.
+ * FRICTION_WEIGHTS restate the friction formula that the store documents
+ * (store.Friction): what one signal of each kind adds, up to a cap per
+ * kind. Keep the two in step.
  */
+export const FRICTION_WEIGHTS: [kind: string, weight: number, cap: number][] = [
+  ['rage_click', 3, 5],
+  ['error_click', 3, 5],
+  ['server_error', 2, 5],
+  ['form_abandon', 2, 3],
+  ['dead_click', 1, 5],
+  ['js_error', 1, 5],
+];
+
+/** FRICTION_CONVERTED multiplies the score of a session that converted. */
+export const FRICTION_CONVERTED = 0.5;
+
 export const FRICTION_HELP =
-  'Friction adds up what went wrong in a session, weighted by how much it hurts: ' +
-  'each rage click, error click, JS error, server error and abandoned form counts, ' +
-  'dead clicks count a little, and a visitor who did not convert counts extra. ' +
-  'Higher means more worth watching.';
+  'Friction = ' +
+  FRICTION_WEIGHTS.map(([k, w, cap]) => `${w}×${signalLabel(k).toLowerCase()}s (up to ${cap})`).join(' + ') +
+  `, ×${FRICTION_CONVERTED} if the visitor converted. ` +
+  'Rage and error clicks weigh most (the visitor acted and the page failed them), then server errors and ' +
+  'abandoned forms (a task failed), then dead clicks and script errors (often harmless alone). ' +
+  'Each kind is capped so that one looping error cannot outrank everything. Higher is more worth watching.';
+
+/** frictionParts explains one session's score: the terms that add up to it. */
+export function frictionParts(signals: Record<string, number | undefined> | undefined, converted?: boolean): string {
+  const terms: string[] = [];
+  for (const [k, w, cap] of FRICTION_WEIGHTS) {
+    const n = Math.min(signals?.[k] ?? 0, cap);
+    if (n) terms.push(`${w}×${n} ${signalLabel(k).toLowerCase()}`);
+  }
+  if (!terms.length) return 'No signal counts toward friction.';
+  return terms.join(' + ') + (converted ? ` (×${FRICTION_CONVERTED}: converted)` : '');
+}
