@@ -125,6 +125,7 @@ func (p *Proxy) inject(resp *http.Response) error {
 	err = p.cfg.Injector.Rewrite(&html, bytes.NewReader(page), injector.Page{
 		PageViewID: pv,
 		Token:      p.cfg.Tokens.PageViewToken(sess, pv),
+		CSP:        p.recorderCSP(resp),
 	})
 	if err != nil {
 		return fmt.Errorf("rewrite: %w", err)
