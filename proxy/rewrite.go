@@ -1,13 +1,11 @@
 package proxy
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/loupe-dev/loupe/collector"
@@ -88,59 +86,52 @@ func (p *Proxy) tee(resp *http.Response) {
 	p.cfg.Archive.Tee(resp)
 }
 
-// inject rewrites resp's body in place. On any failure before the new body
-// is installed it restores the original bytes and returns the reason.
+// inject replaces resp's body with one that streams the origin's page
+// with the recorder inserted (see newStream), and adjusts the headers to
+// the new body. On any failure before the first byte is read it leaves, or
+// restores, the origin's bytes and returns the reason.
 func (p *Proxy) inject(resp *http.Response) error {
 	if !p.recording(resp) {
 		return errPassThrough
 	}
-	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
-	codec, ok := codecs[enc]
-	if !ok {
-		return fmt.Errorf("content encoding %q: %w", enc, errPassThrough)
-	}
-	limit := p.cfg.MaxRewriteBytes
-	orig, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		// The origin broke off mid-body: send what arrived and the error
-		// surfaces to the client as a truncated response, as without Loupe.
-		resp.Body = readCloser{io.MultiReader(bytes.NewReader(orig), resp.Body), resp.Body}
-		return fmt.Errorf("read body: %w", err)
-	}
-	if int64(len(orig)) > limit {
-		resp.Body = readCloser{io.MultiReader(bytes.NewReader(orig), resp.Body), resp.Body}
-		return fmt.Errorf("body over %d bytes: %w", limit, errPassThrough)
-	}
-	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(orig))
-
-	page, err := codec.decode(orig, limit)
-	if err != nil {
-		return fmt.Errorf("decode %s body: %w", enc, err)
-	}
-	sess, cookie := p.session(resp)
-	var html bytes.Buffer
-	html.Grow(len(page) + 1024)
-	pv := collector.NewID()
-	err = p.cfg.Injector.Rewrite(&html, bytes.NewReader(page), injector.Page{
-		PageViewID: pv,
-		Token:      p.cfg.Tokens.PageViewToken(sess, pv),
-		CSP:        p.recorderCSP(resp),
-	})
-	if err != nil {
-		return fmt.Errorf("rewrite: %w", err)
-	}
-	out, err := codec.encode(html.Bytes())
-	if err != nil {
-		return fmt.Errorf("encode %s body: %w", enc, err)
-	}
-
 	h := resp.Header
-	resp.Body = io.NopCloser(bytes.NewReader(out))
-	resp.ContentLength = int64(len(out))
-	h.Set("Content-Length", strconv.Itoa(len(out)))
-	h.Del("Content-MD5")
-	h.Del("Accept-Ranges")
+	in, ok := decodable[strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding")))]
+	if !ok {
+		return fmt.Errorf("content encoding %q: %w", h.Get("Content-Encoding"), errPassThrough)
+	}
+	if resp.ContentLength > p.cfg.MaxRewriteBytes {
+		return fmt.Errorf("body of %d bytes over %d: %w", resp.ContentLength, p.cfg.MaxRewriteBytes, errPassThrough)
+	}
+	out := chooseEncoding(resp.Request.Header.Get("Accept-Encoding"), in)
+
+	sess, cookie := p.session(resp)
+	pv := collector.NewID()
+	page := injector.Page{PageViewID: pv, Token: p.cfg.Tokens.PageViewToken(sess, pv), CSP: p.recorderCSP(resp)}
+	rewrite := func(dst io.Writer, src io.Reader) error {
+		return p.cfg.Injector.Rewrite(dst, src, page)
+	}
+	body, err := newStream(resp.Body, in, out, rewrite, p.log)
+	resp.Body = body
+	if err != nil {
+		return err
+	}
+
+	if out == encIdentity {
+		h.Del("Content-Encoding")
+	} else {
+		h.Set("Content-Encoding", out)
+	}
+	if in != encIdentity && varyAcceptEncoding(h.Values("Vary")) {
+		// The coding sent depends on the visitor's Accept-Encoding.
+		h.Add("Vary", "Accept-Encoding")
+	}
+	// The length is not known until the end: the body goes out chunked.
+	resp.ContentLength = -1
+	h.Del("Content-Length")
+	// Digests and ranges of the origin's bytes do not apply to the new body.
+	for _, k := range []string{"Content-MD5", "Digest", "Content-Digest", "Repr-Digest", "Accept-Ranges"} {
+		h.Del(k)
+	}
 	if etag := h.Get("ETag"); etag != "" && !strings.HasPrefix(etag, "W/") {
 		h.Set("ETag", "W/"+etag)
 	}

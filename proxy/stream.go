@@ -1,0 +1,308 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+)
+
+// A rewritten HTML body streams: one goroutine per response reads the
+// origin's body, decodes it, runs the injector over it and re-encodes the
+// result into a pipe that httputil.ReverseProxy copies to the visitor. Only
+// fixed buffers are held (32 KiB in, 32 KiB out, the tokenizer's current
+// token), so neither memory nor the time to the first byte depends on the
+// page's size.
+//
+// Whatever the rewriter produced is flushed to the visitor just before the
+// goroutine would wait for more of the origin's bytes (flushingReader): an
+// origin that sends its <head> and then stalls has the head, and the
+// recorder tag after it, in the visitor's browser while it stalls. A fast
+// origin's page goes out in 32 KiB pieces.
+//
+// A goroutine is the price of that rule: the rewriter cannot know whether
+// its next read of the origin would block until it makes it, so the
+// rewriting cannot run inside the visitor side's Read.
+
+// streamBufSize is the size of the read buffer over the origin's body and
+// of the output buffer.
+const streamBufSize = 32 << 10
+
+var errStreamClosed = errors.New("rewritten body closed")
+
+// stream is the body of a rewritten response.
+type stream struct {
+	pr *io.PipeReader
+	up io.Closer // the origin's body
+}
+
+func (s *stream) Read(p []byte) (int, error) { return s.pr.Read(p) }
+
+// Close stops the rewrite: its next write fails, and the origin's body is
+// closed, which also ends a read waiting on it.
+func (s *stream) Close() error {
+	s.pr.CloseWithError(errStreamClosed)
+	return s.up.Close()
+}
+
+// rewriteFunc copies the HTML document src to dst with the recorder
+// inserted (*injector.Injector.Rewrite with the page's settings).
+type rewriteFunc func(dst io.Writer, src io.Reader) error
+
+// streamBuffers are the pooled buffers of one stream.
+type streamBuffers struct {
+	in    *bufio.Reader
+	out   []byte       // rewritten bytes not yet encoded
+	zbuf  bytes.Buffer // encoded bytes not yet in the pipe
+	first []byte       // first decoded bytes (see newStream)
+}
+
+var streamPool = sync.Pool{New: func() any {
+	return &streamBuffers{
+		in:    bufio.NewReaderSize(nil, streamBufSize),
+		out:   make([]byte, 0, streamBufSize),
+		first: make([]byte, 4<<10),
+	}
+}}
+
+// newStream starts rewriting up, the origin's body in content coding in
+// (see decodable), into a body in coding out.
+//
+// Before it returns, it decodes the first bytes: if the body is not in the
+// coding it claims, or the origin breaks off before sending any, it returns
+// an error and a body replaying the origin's bytes, so that the response
+// can go out as the origin sent it. Errors after that end the new body
+// with an error, as an origin breaking off would.
+func newStream(up io.ReadCloser, in, out string, rewrite rewriteFunc, log *slog.Logger) (io.ReadCloser, error) {
+	bufs := streamPool.Get().(*streamBuffers)
+	pr, pw := io.Pipe()
+	snk := &sink{pw: pw, out: bufs.out[:0], zbuf: &bufs.zbuf}
+	rec := &recordingReader{r: up, on: in != encIdentity}
+	bufs.in.Reset(&flushingReader{r: rec, s: snk})
+
+	restore := func(err error) (io.ReadCloser, error) {
+		body := readCloser{io.MultiReader(bytes.NewReader(rec.buf), up), up}
+		bufs.in.Reset(nil)
+		streamPool.Put(bufs)
+		return body, err
+	}
+	dec, release, err := newDecoder(in, bufs.in)
+	if err != nil {
+		return restore(fmt.Errorf("decode %s body: %w", in, err))
+	}
+	src := dec
+	if in != encIdentity {
+		// Decode the first bytes now, while the origin's bytes can still
+		// be sent instead.
+		n, err := readSome(dec, bufs.first)
+		switch {
+		case errors.Is(err, io.EOF):
+			src = bytes.NewReader(bufs.first[:n])
+		case err != nil:
+			release()
+			return restore(fmt.Errorf("decode %s body: %w", in, err))
+		default:
+			src = io.MultiReader(bytes.NewReader(bufs.first[:n]), dec)
+		}
+	}
+	rec.stop()
+
+	snk.enc, snk.releaseEnc = newEncoder(out, snk.zbuf)
+	go func() {
+		var err error
+		ok := false
+		defer func() {
+			if v := recover(); v != nil {
+				err = fmt.Errorf("rewrite panic: %v", v)
+				log.Error("rewrite stream panic", "panic", v)
+			}
+			if ok {
+				// A coder that panicked may be in any state: let it go.
+				release()
+				snk.releaseEnc()
+			}
+			if err != nil && !errors.Is(err, errStreamClosed) {
+				log.Warn("rewritten body broke off", "err", err)
+			}
+			pw.CloseWithError(err) // nil: io.EOF
+			bufs.in.Reset(nil)
+			bufs.out = snk.out[:0]
+			bufs.zbuf.Reset()
+			streamPool.Put(bufs)
+		}()
+		err = rewrite(snk, src)
+		if err == nil {
+			err = snk.close()
+		} else {
+			// What arrived before the break goes out, as it would have
+			// from the origin.
+			snk.flush()
+		}
+		ok = true
+	}()
+	return &stream{pr: pr, up: up}, nil
+}
+
+// readSome reads into b until it gets a byte or an error.
+func readSome(r io.Reader, b []byte) (int, error) {
+	for i := 0; i < 100; i++ {
+		n, err := r.Read(b)
+		if n > 0 || err != nil {
+			if err == io.EOF && n > 0 {
+				return n, io.EOF
+			}
+			return n, err
+		}
+	}
+	return 0, io.ErrNoProgress
+}
+
+// recordingReader keeps what it reads while on, so that a body found not
+// to be in its coding can be replayed.
+type recordingReader struct {
+	r   io.Reader
+	on  bool
+	buf []byte
+}
+
+func (r *recordingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if r.on {
+		r.buf = append(r.buf, p[:n]...)
+	}
+	return n, err
+}
+
+func (r *recordingReader) stop() { r.on, r.buf = false, nil }
+
+// flushingReader flushes the sink before each read of the origin's body,
+// which may block.
+type flushingReader struct {
+	r io.Reader
+	s *sink
+}
+
+func (f *flushingReader) Read(p []byte) (int, error) {
+	if f.s.dirty() {
+		if err := f.s.flush(); err != nil {
+			return 0, err
+		}
+	}
+	return f.r.Read(p)
+}
+
+// sink takes the rewriter's small writes, buffers them, encodes them in
+// large pieces and writes the result to the pipe.
+type sink struct {
+	pw         *io.PipeWriter
+	out        []byte        // rewritten bytes not yet encoded
+	enc        encoder       // nil for identity
+	releaseEnc func()        // gives enc back to its pool
+	zbuf       *bytes.Buffer // enc's output not yet in the pipe
+	encDirty   bool          // enc holds bytes not yet flushed
+	err        error
+}
+
+func (s *sink) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	if len(s.out)+len(p) > cap(s.out) {
+		if err := s.drain(); err != nil {
+			return 0, err
+		}
+		if len(p) >= cap(s.out) {
+			if err := s.encode(p); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	s.out = append(s.out, p...)
+	return len(p), nil
+}
+
+func (s *sink) dirty() bool {
+	return len(s.out) > 0 || s.encDirty || s.zbuf.Len() > 0
+}
+
+// drain encodes the buffered bytes.
+func (s *sink) drain() error {
+	if len(s.out) == 0 {
+		return nil
+	}
+	err := s.encode(s.out)
+	s.out = s.out[:0]
+	return err
+}
+
+// encode encodes b, writing to the pipe when enough output is ready.
+func (s *sink) encode(b []byte) error {
+	if s.enc == nil {
+		return s.pipe(b)
+	}
+	s.encDirty = true
+	if _, err := s.enc.Write(b); err != nil {
+		return s.fail(fmt.Errorf("encode: %w", err))
+	}
+	if s.zbuf.Len() >= streamBufSize {
+		return s.pipeZ()
+	}
+	return nil
+}
+
+func (s *sink) pipe(b []byte) error {
+	if _, err := s.pw.Write(b); err != nil {
+		return s.fail(err)
+	}
+	return nil
+}
+
+func (s *sink) pipeZ() error {
+	if s.zbuf.Len() == 0 {
+		return nil
+	}
+	err := s.pipe(s.zbuf.Bytes())
+	s.zbuf.Reset()
+	return err
+}
+
+func (s *sink) fail(err error) error {
+	if s.err == nil {
+		s.err = err
+	}
+	return s.err
+}
+
+// flush sends everything written so far to the visitor.
+func (s *sink) flush() error {
+	if s.err != nil {
+		return s.err
+	}
+	if err := s.drain(); err != nil {
+		return err
+	}
+	if s.enc != nil && s.encDirty {
+		s.encDirty = false
+		if err := s.enc.Flush(); err != nil {
+			return s.fail(fmt.Errorf("encode: %w", err))
+		}
+	}
+	return s.pipeZ()
+}
+
+// close ends the encoding and sends the rest.
+func (s *sink) close() error {
+	if err := s.drain(); err != nil {
+		return err
+	}
+	if s.enc != nil {
+		if err := s.enc.Close(); err != nil {
+			return s.fail(fmt.Errorf("encode: %w", err))
+		}
+	}
+	return s.pipeZ()
+}
