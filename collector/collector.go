@@ -99,6 +99,13 @@
 //   - ViewportW/H and URL: the batch's first Meta (4) event.
 //   - Page (seq 0 only): the wire "page" member plus the utm_source,
 //     utm_medium, utm_campaign, utm_term and utm_content parameters of URL.
+//   - Signal facts (signals.go): the recorder's Custom events
+//     "loupe/click" {node, target, field, submit} (a readable description
+//     of the clicked element, sent right after rrweb's click event; never
+//     an input's value), "loupe/request" {start} (a fetch/XHR start, Unix
+//     ms, from Resource Timing) and "loupe/pagehide" {}, plus the times of
+//     DOM mutations, inputs and scrolls after each click. The store turns
+//     them into signals (store.DeriveSignals).
 //
 // # Client details
 //
@@ -169,6 +176,10 @@ type Collector struct {
 	// off: batches are not scanned for asset URLs (a quarter of ingest's
 	// CPU) and Batch.AssetURLs stays empty.
 	Assets AssetWanter
+	// ConversionURL is a glob (see ConvertedURL) a page URL reaching
+	// which makes the session converted, lowering its friction score; ""
+	// for none.
+	ConversionURL string
 
 	// Logger receives one line per failed request. If nil, slog.Default().
 	Logger *slog.Logger
@@ -313,6 +324,7 @@ func (c *Collector) ingest(r *http.Request) error {
 	b.UserAgent = cut(ua, maxUserAgent)
 	b.Client = c.enrich(ip, b.UserAgent)
 	b.ReceivedAt = now
+	b.Signals.Converted = ConvertedURL(c.ConversionURL, b.URL)
 
 	if c.Assets != nil {
 		b.AssetURLs = c.assetURLs(b.Events)

@@ -30,6 +30,7 @@ const (
 	eventPlugin       = 6
 	maxEventType      = 6
 
+	sourceMutation         = 0
 	sourceMouseInteraction = 2
 	sourceScroll           = 3
 	sourceViewportResize   = 4
@@ -41,6 +42,9 @@ const (
 // Recorder conventions for errors.
 const (
 	errorTag      = "loupe.error"     // Custom event tag of window errors and rejections
+	clickTag      = "loupe/click"     // Custom event tag of a click's target description
+	requestTag    = "loupe/request"   // Custom event tag of a fetch/XHR start
+	pageHideTag   = "loupe/pagehide"  // Custom event tag of the page being left
 	consolePlugin = "rrweb/console@1" // rrweb console plugin's event name
 )
 
@@ -52,6 +56,7 @@ const (
 	maxURL      = 2 << 10 // error source, referrer
 	maxLanguage = 35      // longest sensible BCP 47 tag
 	maxToken    = 256
+	maxTarget   = 160 // a click target's description
 )
 
 // Default document node id: rrweb numbers nodes from 1 and serializes the
@@ -114,6 +119,7 @@ type parser struct {
 	maxTS int64 // latest timestamp so far
 	meta  bool  // a Meta event was seen
 	ev    event // the current event, reused
+	sig   signalPass
 }
 
 func (p *parser) batch() (*decoded, error) {
@@ -403,6 +409,11 @@ type payload struct {
 	message, stack, source, kind, level string
 	line, column                        int
 	args, trace                         []string // console plugin
+	// loupe/click and loupe/request
+	target        string
+	node          int
+	field, submit bool
+	start         float64
 }
 
 func (p *parser) event(i int) (*event, error) {
@@ -535,7 +546,7 @@ func (p *parser) data(ev *event) error {
 			ev.plugin, _, err = p.str(64)
 		case "payload":
 			if p.d.PeekKind() == '{' && (unknown ||
-				(t == eventCustom && (ev.tag == "" || ev.tag == errorTag)) ||
+				(t == eventCustom && (ev.tag == "" || ev.tag == errorTag || ev.tag == clickTag || ev.tag == requestTag)) ||
 				(t == eventPlugin && (ev.plugin == "" || ev.plugin == consolePlugin))) {
 				ev.hasPayload = true
 				err = p.payload(&ev.payload)
@@ -588,6 +599,16 @@ func (p *parser) payload(pl *payload) error {
 			pl.kind, _, err = p.str(16)
 		case "level":
 			pl.level, _, err = p.str(16)
+		case "target":
+			pl.target, _, err = p.str(maxTarget)
+		case "node":
+			pl.node, err = p.integer()
+		case "field":
+			pl.field, err = p.boolean()
+		case "submit":
+			pl.submit, err = p.boolean()
+		case "start":
+			pl.start, _, err = p.number()
 		case "line":
 			pl.line, err = p.integer()
 		case "column":
@@ -675,11 +696,14 @@ func (p *parser) derive(i int, ev *event) error {
 			return nil
 		}
 		switch ev.source {
+		case sourceMutation:
+			p.changed(ts)
 		case sourceMouseInteraction:
 			if ev.subtype == mouseInteractionClick {
 				b.Clicks = append(b.Clicks, store.Click{At: ts, X: ev.x, Y: ev.y, NodeID: ev.id})
 			}
 		case sourceScroll:
+			p.changed(ts)
 			if ev.id == p.docID {
 				p.depth(ev.y + p.vh)
 			}
@@ -688,9 +712,15 @@ func (p *parser) derive(i int, ev *event) error {
 				p.vh = ev.height
 			}
 		case sourceInput:
+			p.changed(ts)
 			b.Inputs = append(b.Inputs, store.Input{At: ts, NodeID: ev.id})
 		}
 	case eventCustom:
+		switch ev.tag {
+		case clickTag, requestTag, pageHideTag:
+			p.custom(ts, ev)
+			return nil
+		}
 		if ev.tag != errorTag || !ev.hasPayload {
 			return nil
 		}
@@ -714,6 +744,15 @@ func (p *parser) derive(i int, ev *event) error {
 			Stack:   cut(strings.Join(pl.trace, "\n"), maxStack)})
 	}
 	return nil
+}
+
+// boolean reads a value; anything but true reads as false.
+func (p *parser) boolean() (bool, error) {
+	v, err := p.d.ReadValue()
+	if err != nil {
+		return false, err
+	}
+	return v.Kind() == 't', nil
 }
 
 func (p *parser) depth(d int) {

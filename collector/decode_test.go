@@ -46,7 +46,8 @@ func TestDerivedRows(t *testing.T) {
 		FirstTS: 1700000000000, LastTS: 1700000004500,
 		URL: "https://shop.test/cart?utm_source=news",
 		Clicks: []store.Click{
-			{PageViewID: pv, At: 1700000002010, X: 100, Y: 200, NodeID: 9},
+			// The input 990 ms later is a change: not a dead click.
+			{PageViewID: pv, At: 1700000002010, X: 100, Y: 200, NodeID: 9, Mutated: true},
 			{PageViewID: pv, At: 1700000004500, X: 5, Y: 6, NodeID: 11}, // data before type
 		},
 		Inputs: []store.Input{{PageViewID: pv, At: 1700000003000, NodeID: 17}},
@@ -61,7 +62,9 @@ func TestDerivedRows(t *testing.T) {
 		// element 42 scrolling to 9000 does not count.
 		ScrollDepth: 2800,
 		ViewportW:   1280, ViewportH: 720,
-		Page: &store.PageInfo{Referrer: "https://www.google.com/", Language: "en-GB", UTMSource: "news"},
+		// The first scroll is the first change.
+		Signals: store.SignalFacts{FirstMutation: 1700000001000},
+		Page:    &store.PageInfo{Referrer: "https://www.google.com/", Language: "en-GB", UTMSource: "news"},
 	}
 	got := *b
 	got.Events, got.UserAgent, got.Client, got.ReceivedAt = nil, "", store.Client{}, want.ReceivedAt

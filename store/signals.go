@@ -149,7 +149,8 @@ const (
 // DeriveSignals in the batch's transaction, where the page view's state
 // from earlier batches is at hand.
 type SignalFacts struct {
-	// FirstMutation is the time of the batch's first DOM mutation, 0 if
+	// FirstMutation is the time of the batch's first change (DOM mutation,
+	// input or scroll), 0 if
 	// none: it tells whether clicks of earlier batches were dead.
 	FirstMutation int64
 	// Requests are the start times of the fetch and XHR requests the
@@ -284,7 +285,7 @@ func (d *deriver) raise(s Signal) {
 // evidence applies the batch's requests, errors and first mutation to a
 // click of an earlier batch.
 func (d *deriver) evidence(p *PendingClick, firstMutation int64) {
-	if firstMutation > p.At && firstMutation <= p.At+DeadWindow {
+	if firstMutation >= p.At && firstMutation <= p.At+DeadWindow {
 		p.Alive = true
 	}
 	d.requestsAndErrors(p)

@@ -9,6 +9,7 @@ import { record } from '@rrweb/record';
 import { readConfig } from './config';
 import { encodeEvent } from './split';
 import { Uploader } from './uploader';
+import { pageHidden, watchSignals } from './signals';
 
 declare global {
   interface Window {
@@ -139,10 +140,14 @@ function start(): void {
   };
   // pagehide is the last event a page reliably gets (also when it enters the
   // back/forward cache, after which it may come back and keep recording).
-  const onPageHide = () => guard(() => up.drain());
+  const onPageHide = () => guard(() => (pageHidden(), up.drain()));
   // Back from the back/forward cache, or back online: resume sending.
   const onResume = () => guard(() => (up.retry(), up.flush()));
   const timer = window.setInterval(flush, FLUSH_MS);
+  let stopSignals = noop;
+  guard(() => {
+    stopSignals = watchSignals(cfg.ingest, { mask: cfg.maskText, block: cfg.block });
+  });
 
   window.addEventListener('error', onError);
   window.addEventListener('unhandledrejection', onRejection);
@@ -154,6 +159,7 @@ function start(): void {
   const stop = () =>
     guard(() => {
       stopRecording();
+      stopSignals();
       clearInterval(timer);
       window.removeEventListener('error', onError);
       window.removeEventListener('unhandledrejection', onRejection);
