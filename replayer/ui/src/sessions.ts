@@ -8,7 +8,7 @@
 import { listSessions, type Session, type SessionPage } from './api';
 import { h, mount, notice, topBar } from './dom';
 import { browser, duration, path, plural, when } from './format';
-import { FRICTION_HELP, SIGNALS, frictionParts, signalLabel } from './signals';
+import { FILTER_SIGNALS, FRICTION_HELP, SIGNALS, frictionParts, signalLabel } from './signals';
 
 /** Text parameters, shown as text inputs, in form order. */
 const TEXT_FILTERS: [name: string, label: string, placeholder: string][] = [
@@ -179,7 +179,7 @@ function filterForm(query: URLSearchParams): HTMLElement {
     'fieldset',
     { class: 'signals-filter' },
     h('legend', {}, 'Signals'),
-    ...SIGNALS.map(([kind, label]) => {
+    ...FILTER_SIGNALS.map(([kind, label]) => {
       const box = h('input', { type: 'checkbox', name: 'signal', value: kind });
       box.checked = chosen.has(kind);
       return h('label', { class: `check badge badge--${kind}` }, box, label);

@@ -10,6 +10,14 @@ export const SIGNALS: [kind: string, label: string][] = [
   ['form_abandon', 'Form abandoned'],
 ];
 
+/** FILTER_SIGNALS are every kind the list filters on: the counted ones and those only listed. */
+export const FILTER_SIGNALS: [kind: string, label: string][] = [
+  ...SIGNALS,
+  ['console_error', 'Console error'],
+  ['failed_request', 'Failed request'],
+  ['slow_request', 'Slow request'],
+];
+
 const LABELS: Record<string, string> = {
   ...Object.fromEntries(SIGNALS),
   page: 'Page',
