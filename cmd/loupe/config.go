@@ -49,9 +49,14 @@ type Config struct {
 	Collector string
 
 	// TrustedProxies are comma-separated CIDRs (or addresses) whose
-	// X-Forwarded-For the collector believes. If empty, the client is the
-	// TCP peer.
+	// X-Forwarded-For the collector believes, and whose X-Forwarded-* and
+	// Forwarded headers the proxy passes on to the upstream. If empty, the
+	// client is the TCP peer.
 	TrustedProxies string
+	// PreserveHost sends visitors' Host header to the upstream; if false
+	// the upstream's own host is sent and redirects and cookie domains
+	// naming it are mapped back.
+	PreserveHost bool
 	// KeepIP keeps visitors' addresses; if false only a keyed hash is kept.
 	KeepIP bool
 	// GeoIP is the path of a MaxMind-format country database; if empty no
@@ -126,6 +131,7 @@ func (c *Config) flags(fs *flag.FlagSet, r roles) error {
 	if r.has(roleProxy) {
 		fs.StringVar(&c.Upstream, "upstream", "", "origin `URL` to put Loupe in front of, e.g. http://127.0.0.1:3000")
 		fs.StringVar(&c.Listen, "listen", defaultListen, "address visitors reach the site on")
+		fs.BoolVar(&c.PreserveHost, "preserve-host", false, "send visitors' Host header to the upstream instead of the upstream's own host")
 	} else if r.has(roleCollector) {
 		fs.StringVar(&c.Listen, "listen", defaultCollectorListen, "address of the ingest endpoint, POST /__loupe/ingest")
 	}
@@ -140,7 +146,11 @@ func (c *Config) flags(fs *flag.FlagSet, r roles) error {
 		only = "; without --collector only"
 	}
 	if r.has(roleCollector) || r == roleProxy {
-		fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For names the visitor, e.g. 10.0.0.0/8"+only)
+		trustedUse := ""
+		if r.has(roleProxy) {
+			trustedUse = "; their X-Forwarded-* and Forwarded headers are passed on to the upstream"
+		}
+		fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For names the visitor, e.g. 10.0.0.0/8"+trustedUse)
 		fs.BoolVar(&c.KeepIP, "keep-ip", false, "store visitors' IP addresses; by default only a keyed hash is kept"+only)
 		fs.StringVar(&c.GeoIP, "geoip", "", "`PATH` of a MaxMind-format country database (.mmdb) to derive visitors' country from"+only)
 		l := &c.Limits

@@ -151,6 +151,10 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 	if recorder.JS() == nil {
 		m.Logger.Warn("the recorder bundle is not built; run make build")
 	}
+	trusted, err := m.Config.trustedProxies()
+	if err != nil {
+		return nil, err
+	}
 	pc := proxy.Config{
 		Upstream:   up,
 		Injector:   inj,
@@ -159,6 +163,7 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 		RecorderJS: recorder.JS(),
 		Logger:     m.Logger,
 	}
+	pc.TrustedProxies, pc.PreserveHost = trusted, m.Config.PreserveHost
 	switch {
 	case m.Config.NoArchive:
 	case coll != nil && !m.Config.isPostgres():
