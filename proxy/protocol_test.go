@@ -14,12 +14,15 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"golang.org/x/net/websocket"
 )
 
@@ -654,5 +657,101 @@ func TestHTTP2(t *testing.T) {
 	}
 	if s := serverLog.String(); s != "" {
 		t.Errorf("server logged:\n%s", s)
+	}
+}
+
+// browserPath returns Chromium's path, skipping the test where there is
+// none (CI installs it, and there it fails instead).
+func browserPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("LOUPE_CHROMIUM"), "/usr/bin/chromium", "chromium"} {
+		if p == "" {
+			continue
+		}
+		if path, err := exec.LookPath(p); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("chromium not found")
+	}
+	t.Skip("chromium not found; make test installs Debian's chromium")
+	return ""
+}
+
+// browserPage opens a WebSocket and an EventSource to its own host,
+// acknowledging each event so the origin sends the next.
+const browserPage = `<!doctype html><html><head><title>live</title></head><body><h1>live</h1>
+<script>
+window.__r = {ws: null, events: [], cookie: document.cookie};
+const ws = new WebSocket("ws://" + location.host + "/ws");
+ws.onopen = () => ws.send("ping");
+ws.onmessage = (e) => { window.__r.ws = e.data; ws.close(); };
+const es = new EventSource("/events");
+es.onmessage = (e) => {
+  window.__r.events.push(e.data);
+  if (window.__r.events.length < 3) fetch("/ack"); else es.close();
+};
+</script></body></html>`
+
+// In Chromium, through Loupe with the upstream's Host rewritten: a
+// redirect naming the upstream lands on the public host, the cookie the
+// upstream scoped to itself is kept, the page is recorded, and its
+// WebSocket and event stream work, event by event.
+func TestBrowserThroughProxy(t *testing.T) {
+	chromium := browserPath(t)
+	ack := make(chan struct{}, 3)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := strings.Cut(r.Host, ":")
+		w.Header().Add("Set-Cookie", "who=ada; Path=/; Domain="+host)
+		http.Redirect(w, r, "http://"+r.Host+"/app", http.StatusFound)
+	})
+	mux.HandleFunc("/app", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, browserPage)
+	})
+	mux.Handle("/ws", websocket.Handler(func(ws *websocket.Conn) { io.Copy(ws, ws) }))
+	mux.HandleFunc("/ack", func(w http.ResponseWriter, r *http.Request) {
+		ack <- struct{}{}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.Handle("/events", sseOrigin(ack, 3))
+	srv, _ := mustProxy(t, mux, nil)
+	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("host-resolver-rules", "MAP shop.test 127.0.0.1"),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelT()
+
+	public := "http://shop.test:" + port
+	if err := chromedp.Do(ctx, chromedp.Navigate(public+"/login")); err != nil {
+		t.Fatalf("navigate: %v", err)
+	}
+	done, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!(window.__r && window.__r.ws && window.__r.events.length === 3)`,
+		chromedp.WithPollingTimeout(15*time.Second)))
+	if err != nil || !done {
+		r, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.__r || null) + " at " + location.href`))
+		t.Fatalf("page never finished (%v): %s", err, r)
+	}
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify([location.href, window.__r.cookie, window.__r.ws,
+		window.__r.events.join("|"), !!document.querySelector("script[data-loupe]")])`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(`[%q,"who=ada","ping","event 1|event 2|event 3",true]`, public+"/app")
+	if got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
 	}
 }
