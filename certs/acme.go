@@ -111,3 +111,9 @@ func (a *ACME) HTTPHandler(fallback http.Handler) http.Handler {
 	}
 	return a.m.HTTPHandler(fallback)
 }
+
+// Serves reports whether host (without port) is one a has certificates
+// for.
+func (a *ACME) Serves(host string) bool {
+	return a.hostPolicy(context.Background(), host) == nil
+}

@@ -86,6 +86,10 @@ type Config struct {
 	// references are kept; 0 keeps them forever.
 	AssetRetention time.Duration
 
+	// TLS configures the proxy's TLS listener (tls.go); its zero value
+	// serves plain HTTP only.
+	TLS TLSConfig
+
 	// Secret keys session cookies and tokens; every node of one deployment
 	// needs the same. If empty, one is made and kept in Data.
 	Secret string
@@ -131,6 +135,7 @@ func (c *Config) flags(fs *flag.FlagSet, r roles) error {
 	if r.has(roleProxy) {
 		fs.StringVar(&c.Upstream, "upstream", "", "origin `URL` to put Loupe in front of, e.g. http://127.0.0.1:3000")
 		fs.StringVar(&c.Listen, "listen", defaultListen, "address visitors reach the site on")
+		c.tlsFlags(fs)
 		fs.BoolVar(&c.PreserveHost, "preserve-host", false, "send visitors' Host header to the upstream instead of the upstream's own host")
 	} else if r.has(roleCollector) {
 		fs.StringVar(&c.Listen, "listen", defaultCollectorListen, "address of the ingest endpoint, POST /__loupe/ingest")

@@ -37,6 +37,11 @@ type Main struct {
 	// ProxyURL, CollectorURL and AdminURL are where the listeners of the
 	// roles that run are, once Open returns; the others are "".
 	ProxyURL, CollectorURL, AdminURL string
+	// ProxyTLSURL is the proxy's TLS listener (https://…), or "" when no
+	// certificate is configured (tls.go).
+	ProxyTLSURL string
+
+	tls *proxyTLS // the proxy's certificates; nil when none is configured
 
 	tok  *collector.Tokens
 	db   store.Store
@@ -103,7 +108,7 @@ func (m *Main) Open(ctx context.Context) error {
 
 	m.errc = make(chan error, 3)
 	if px != nil {
-		if m.ProxyURL, err = m.serve(m.Config.Listen, "proxy", px); err != nil {
+		if err := m.serveProxy(px); err != nil {
 			return err
 		}
 	}
@@ -336,6 +341,9 @@ func (m *Main) describe(w io.Writer) {
 	switch {
 	case m.Roles.has(roleProxy):
 		fmt.Fprintf(w, "Loupe is recording %s\n  the site through Loupe: %s\n", m.Config.Upstream, m.ProxyURL)
+		if m.ProxyTLSURL != "" {
+			fmt.Fprintf(w, "  over TLS:               %s\n", m.ProxyTLSURL)
+		}
 		if m.Config.Collector != "" && !m.Roles.has(roleCollector|roleReplayer) {
 			fmt.Fprintf(w, "  ingest forwarded to:    %s\n", m.Config.Collector)
 		}
