@@ -82,6 +82,13 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("GET /api/sessions", s.handle(s.listSessions))
 	mux.Handle("GET /api/sessions/{id}", s.handle(s.getSession))
 	mux.Handle("GET /api/sessions/{id}/events", s.handle(s.getEvents))
+	mux.Handle("GET /api/sessions/{id}/timeline", s.handle(s.getTimeline))
+	mux.Handle("GET /api/sessions/{id}/requests", s.handle(s.getRequests))
+	mux.Handle("GET /api/sessions/{id}/tags", s.handle(s.getTags))
+	mux.Handle("PUT /api/sessions/{id}/tags", s.handle(s.putTags))
+	mux.Handle("GET /api/sessions/{id}/notes", s.handle(s.getNotes))
+	mux.Handle("POST /api/sessions/{id}/notes", s.handle(s.postNote))
+	mux.Handle("DELETE /api/sessions/{id}/notes/{note}", s.handle(s.deleteNote))
 	mux.Handle("GET /api/sessions/{id}/assets.warc", s.handle(s.getWARC))
 	mux.Handle("GET "+archivePath+"{hash}", s.handle(s.getArchived))
 	mux.Handle("GET /healthz", s.handle(s.healthz))
@@ -177,6 +184,9 @@ type sessionJSON struct {
 	UTMSource      string `json:"utm_source"`
 	UTMMedium      string `json:"utm_medium"`
 	UTMCampaign    string `json:"utm_campaign"`
+
+	// Added with behaviour signals (issue 6); see api.go.
+	behaviourJSON
 }
 
 func toJSON(s *store.Session) sessionJSON {
@@ -208,39 +218,6 @@ func toJSON(s *store.Session) sessionJSON {
 		UTMMedium:      s.UTMMedium,
 		UTMCampaign:    s.UTMCampaign,
 	}
-}
-
-func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
-	var f store.SessionFilter
-	var err error
-	q := r.URL.Query()
-	if f.Limit, err = intParam(q.Get("limit"), 0, 1000); err != nil {
-		return &Error{http.StatusBadRequest, "limit: " + err.Error()}
-	}
-	if f.Offset, err = intParam(q.Get("offset"), 0, 1<<30); err != nil {
-		return &Error{http.StatusBadRequest, "offset: " + err.Error()}
-	}
-	list, err := s.cfg.Store.Sessions(r.Context(), f)
-	if err != nil {
-		return fmt.Errorf("list sessions: %w", err)
-	}
-	out := struct {
-		Sessions []sessionJSON `json:"sessions"`
-	}{Sessions: make([]sessionJSON, 0, len(list))}
-	for _, sess := range list {
-		out.Sessions = append(out.Sessions, toJSON(sess))
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
-}
-
-func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
-	sess, err := s.cfg.Store.Session(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return fmt.Errorf("get session: %w", err)
-	}
-	writeJSON(w, http.StatusOK, toJSON(sess))
-	return nil
 }
 
 // getEvents streams the session's rrweb events as one JSON array, gzipped
