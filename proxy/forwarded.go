@@ -21,53 +21,64 @@ import (
 // nothing is believed: the headers describe this connection alone.
 func setForwarded(pr *httputil.ProxyRequest, trusted []netip.Prefix) {
 	in, h := pr.In, pr.Out.Header
-	peer := peerAddr(in.RemoteAddr)
+	peer := parseAddr(in.RemoteAddr)
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
 	}
 	// What this hop adds: the peer, and the Host and protocol it used.
-	self := forwardedElement{forAddr: formatNode(peer), host: in.Host, proto: proto}
-	if peer == "" {
-		self.forAddr = "unknown" // RFC 7239 §6.2, e.g. a Unix socket peer
+	var self forwardedElement
+	var peerIP string
+	if peer.IsValid() {
+		peerIP = peer.String()
+		self = forwardedElement{forAddr: peerIP, host: in.Host, proto: proto}
+		if peer.Is6() {
+			self.forAddr = "[" + peerIP + "]"
+		}
+	} else {
+		// RFC 7239 §6.2, e.g. a Unix socket peer.
+		self = forwardedElement{forAddr: "unknown", host: in.Host, proto: proto}
 	}
 
-	var xff []string
-	var chain []forwardedElement
+	if !peer.IsValid() || !isTrusted(peer, trusted) {
+		// The common case, kept cheap: only this hop.
+		if peerIP != "" {
+			h.Set("X-Forwarded-For", peerIP)
+		}
+		h.Set("X-Forwarded-Host", in.Host)
+		h.Set("X-Forwarded-Proto", proto)
+		h.Set("Forwarded", self.String())
+		return
+	}
+
+	xff := splitList(in.Header.Values("X-Forwarded-For"))
+	chain := parseForwarded(in.Header.Values("Forwarded"))
+	switch {
+	case len(xff) == 0:
+		for _, e := range chain {
+			xff = append(xff, xffNode(e.forAddr))
+		}
+	case len(chain) == 0:
+		for _, a := range xff {
+			chain = append(chain, forwardedElement{forAddr: formatNode(a)})
+		}
+	}
+	// The first hop's values are the visitor's.
 	pubHost, pubProto := in.Host, proto
-	if isTrusted(peer, trusted) {
-		xff = splitList(in.Header.Values("X-Forwarded-For"))
-		chain = parseForwarded(in.Header.Values("Forwarded"))
-		switch {
-		case len(xff) == 0:
-			for _, e := range chain {
-				xff = append(xff, xffNode(e.forAddr))
-			}
-		case len(chain) == 0:
-			for _, a := range xff {
-				chain = append(chain, forwardedElement{forAddr: formatNode(a)})
-			}
-		}
-		// The first hop's values are the visitor's.
-		if v := firstListValue(in.Header.Values("X-Forwarded-Host")); v != "" {
-			pubHost = v
-		} else if len(chain) > 0 && chain[0].host != "" {
-			pubHost = chain[0].host
-		}
-		if v := firstListValue(in.Header.Values("X-Forwarded-Proto")); v != "" {
-			pubProto = strings.ToLower(v)
-		} else if len(chain) > 0 && chain[0].proto != "" {
-			pubProto = strings.ToLower(chain[0].proto)
-		}
+	if v := firstListValue(in.Header.Values("X-Forwarded-Host")); v != "" {
+		pubHost = v
+	} else if len(chain) > 0 && chain[0].host != "" {
+		pubHost = chain[0].host
 	}
-	if peer != "" {
-		xff = append(xff, peer)
+	if v := firstListValue(in.Header.Values("X-Forwarded-Proto")); v != "" {
+		pubProto = strings.ToLower(v)
+	} else if len(chain) > 0 && chain[0].proto != "" {
+		pubProto = strings.ToLower(chain[0].proto)
 	}
+	xff = append(xff, peerIP)
 	chain = append(chain, self)
 
-	if len(xff) > 0 {
-		h.Set("X-Forwarded-For", strings.Join(xff, ", "))
-	}
+	h.Set("X-Forwarded-For", strings.Join(xff, ", "))
 	h.Set("X-Forwarded-Host", pubHost)
 	h.Set("X-Forwarded-Proto", pubProto)
 	elems := make([]string, len(chain))
@@ -88,22 +99,8 @@ func publicHost(out *http.Request) (host, scheme string) {
 	return host, scheme
 }
 
-// peerAddr returns the IP address of a RemoteAddr ("ip:port"), or "" when
-// it has none.
-func peerAddr(remote string) string {
-	a := parseAddr(remote)
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
-}
-
-// isTrusted reports whether the address addr is in one of trusted.
-func isTrusted(addr string, trusted []netip.Prefix) bool {
-	if addr == "" || len(trusted) == 0 {
-		return false
-	}
-	a := parseAddr(addr)
+// isTrusted reports whether a is in one of trusted.
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	for _, p := range trusted {
 		if p.Contains(a) {
 			return true
@@ -140,17 +137,20 @@ type forwardedElement struct {
 // String formats e as a forwarded-element, quoting values that are not
 // tokens (an IPv6 node, a host with a port).
 func (e forwardedElement) String() string {
-	var parts []string
-	if e.forAddr != "" {
-		parts = append(parts, "for="+quoteValue(e.forAddr))
+	var b strings.Builder
+	b.Grow(len(e.forAddr) + len(e.host) + len(e.proto) + 24)
+	for _, kv := range [...][2]string{{"for", e.forAddr}, {"host", e.host}, {"proto", e.proto}} {
+		if kv[1] == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(kv[0])
+		b.WriteByte('=')
+		writeValue(&b, kv[1])
 	}
-	if e.host != "" {
-		parts = append(parts, "host="+quoteValue(e.host))
-	}
-	if e.proto != "" {
-		parts = append(parts, "proto="+quoteValue(e.proto))
-	}
-	return strings.Join(parts, ";")
+	return b.String()
 }
 
 // formatNode writes an address as a Forwarded node: IPv6 in brackets
@@ -225,13 +225,13 @@ func splitQuoted(s string, sep byte) []string {
 	return append(out, s[start:])
 }
 
-// quoteValue returns v as a token if it is one, else as a quoted-string
+// writeValue writes v as a token if it is one, else as a quoted-string
 // (RFC 9110 §5.6.4).
-func quoteValue(v string) string {
+func writeValue(b *strings.Builder, v string) {
 	if v != "" && strings.IndexFunc(v, func(r rune) bool { return !isTokenChar(r) }) < 0 {
-		return v
+		b.WriteString(v)
+		return
 	}
-	var b strings.Builder
 	b.WriteByte('"')
 	for i := 0; i < len(v); i++ {
 		if v[i] == '"' || v[i] == '\\' {
@@ -240,7 +240,6 @@ func quoteValue(v string) string {
 		b.WriteByte(v[i])
 	}
 	b.WriteByte('"')
-	return b.String()
 }
 
 func unquoteValue(v string) string {
