@@ -14,6 +14,7 @@ require (
 
 require (
 	github.com/elazarl/goproxy v1.9.3
+	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/crypto v0.58.0
 )
 

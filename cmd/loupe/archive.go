@@ -75,9 +75,11 @@ func (c *Config) archivePolicy() (archive.Policy, error) {
 }
 
 // archiver returns the process's one Archiver, made on first use over the
-// store, or nil when archiving is off. up is the proxy's upstream, the one
-// private address the fetcher may reach; nil in a collector-only process.
-func (m *Main) archiver(ctx context.Context, up *url.URL) (*archive.Archiver, error) {
+// store, or nil when archiving is off. origins map the sites' host names
+// to their upstreams (see siteOrigins): the site's own URLs are fetched
+// from there, and the upstreams are the only private addresses the
+// fetcher may reach; nil in a collector-only process.
+func (m *Main) archiver(ctx context.Context, origins map[string]*url.URL) (*archive.Archiver, error) {
 	if m.Config.NoArchive {
 		return nil, nil
 	}
@@ -101,13 +103,16 @@ func (m *Main) archiver(ctx context.Context, up *url.URL) (*archive.Archiver, er
 		URL:    proxy.PublicURL,
 		Logger: m.Logger.With("part", "archive"),
 	}
-	if up != nil {
-		cfg.Fetch.AllowPrivate = []string{hostPort(up)}
-		// The site's own URLs are fetched from the upstream, not through
-		// its public name (which may be this proxy, or private).
-		cfg.Fetch.Origins = map[string]*url.URL{}
-		for _, h := range m.Config.siteHosts() {
-			cfg.Fetch.Origins[strings.ToLower(h)] = up
+	if origins != nil {
+		// The sites' own URLs are fetched from their upstreams, not through
+		// their public names (which may be this proxy, or private).
+		cfg.Fetch.Origins = origins
+		seen := map[string]bool{}
+		for _, up := range origins {
+			if hp := hostPort(up); !seen[hp] {
+				seen[hp] = true
+				cfg.Fetch.AllowPrivate = append(cfg.Fetch.AllowPrivate, hp)
+			}
 		}
 	}
 	a, err := archive.New(cfg)

@@ -31,8 +31,13 @@ func (r roles) has(x roles) bool { return r&x != 0 }
 // Config is everything a loupe subcommand is told. Which fields apply
 // depends on the roles the process runs; flags registers only those.
 type Config struct {
-	// Upstream is the origin URL; required with the proxy role.
+	// Upstream is the origin URL; required with the proxy role unless
+	// SitesFile is set.
 	Upstream string
+	// SitesFile is the YAML file of the sites the proxy serves by host
+	// name (--config, see sites.go). If empty, the proxy serves one site,
+	// Upstream, under any host.
+	SitesFile string
 	// Listen is the site-facing proxy's address or, for `loupe collector`,
 	// the collector's.
 	Listen string
@@ -134,6 +139,7 @@ const (
 func (c *Config) flags(fs *flag.FlagSet, r roles) error {
 	if r.has(roleProxy) {
 		fs.StringVar(&c.Upstream, "upstream", "", "origin `URL` to put Loupe in front of, e.g. http://127.0.0.1:3000")
+		fs.StringVar(&c.SitesFile, "config", "", "YAML `file` of several sites served by host name, each with its upstream and recording rules (see deploy/examples/sites.yaml); replaces --upstream")
 		fs.StringVar(&c.Listen, "listen", defaultListen, "address visitors reach the site on")
 		c.tlsFlags(fs)
 		fs.BoolVar(&c.PreserveHost, "preserve-host", false, "send visitors' Host header to the upstream instead of the upstream's own host")
@@ -207,7 +213,7 @@ func env(name, def string) string {
 // upstreamURL validates the upstream.
 func (c *Config) upstreamURL() (*url.URL, error) {
 	if c.Upstream == "" {
-		return nil, usageError{"--upstream is required (the site to put Loupe in front of, e.g. http://127.0.0.1:3000)"}
+		return nil, usageError{"--upstream is required (the site to put Loupe in front of, e.g. http://127.0.0.1:3000), or --config"}
 	}
 	return httpURL("--upstream", c.Upstream)
 }

@@ -43,6 +43,9 @@ type Main struct {
 
 	tls *proxyTLS // the proxy's certificates; nil when none is configured
 
+	// siteList are the sites of --config; nil without one.
+	siteList []*site
+
 	tok  *collector.Tokens
 	db   store.Store
 	arch *archive.Archiver // nil when archiving is off
@@ -128,7 +131,7 @@ func (m *Main) Open(ctx context.Context) error {
 // proxy returns the site-facing proxy, with the collector in process unless
 // --collector names one elsewhere.
 func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
-	up, err := m.Config.upstreamURL()
+	sites, err := m.sites()
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +139,7 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkReachable(ctx, up); err != nil {
+	if err := m.checkUpstreams(ctx, sites); err != nil {
 		return nil, err
 	}
 	tokens, err := m.tokens()
@@ -149,10 +152,6 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 	} else if ingest, err = m.collector(ctx); err != nil {
 		return nil, err
 	}
-	inj, err := injector.New(injector.Config{RecorderVersion: recorder.Version(recorder.JS())})
-	if err != nil {
-		return nil, fmt.Errorf("injector: %w", err)
-	}
 	if recorder.JS() == nil {
 		m.Logger.Warn("the recorder bundle is not built; run make build")
 	}
@@ -160,15 +159,15 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	// What every site's proxy shares; sites.go adds each site's own.
 	pc := proxy.Config{
-		Upstream:   up,
-		Injector:   inj,
 		Tokens:     tokens,
 		Ingest:     ingest,
 		RecorderJS: recorder.JS(),
 		Logger:     m.Logger,
 	}
 	pc.TrustedProxies, pc.PreserveHost = trusted, m.Config.PreserveHost
+	var arch *archive.Archiver
 	switch {
 	case m.Config.NoArchive:
 	case coll != nil && !m.Config.isPostgres():
@@ -176,21 +175,14 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 		// no collector or replayer of the deployment reads.
 		m.Logger.Warn("not archiving assets: a proxy forwarding to --collector archives only into a shared --database postgres://…")
 	default:
-		arch, err := m.archiver(ctx, up)
-		if err != nil {
+		if arch, err = m.archiver(ctx, m.siteOrigins(sites)); err != nil {
 			return nil, err
 		}
-		pc.Archive = arch
-		pc.SiteHosts = m.Config.siteHostList()
 		if c, ok := ingest.(*collector.Collector); ok {
 			c.Assets = arch
 		}
 	}
-	px, err := proxy.New(pc)
-	if err != nil {
-		return nil, fmt.Errorf("proxy: %w", err)
-	}
-	return px, nil
+	return m.siteHandler(sites, pc, arch)
 }
 
 // collector returns the ingest handler over the store.
@@ -339,6 +331,8 @@ func (m *Main) Close() error {
 // describe tells the operator where the process's listeners are.
 func (m *Main) describe(w io.Writer) {
 	switch {
+	case m.Roles.has(roleProxy) && len(m.siteList) > 0:
+		m.describeSites(w)
 	case m.Roles.has(roleProxy):
 		fmt.Fprintf(w, "Loupe is recording %s\n  the site through Loupe: %s\n", m.Config.Upstream, m.ProxyURL)
 		if m.ProxyTLSURL != "" {

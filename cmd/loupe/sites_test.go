@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestExampleSitesFile(t *testing.T) {
+	sc, err := loadSites(filepath.Join("..", "..", "deploy", "examples", "sites.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.Sites) != 3 {
+		t.Fatalf("got %d sites, want 3", len(sc.Sites))
+	}
+	shop, docs, staging := sc.Sites[0], sc.Sites[1], sc.Sites[2]
+	if shop.Name != "shop" || !shop.PreserveHost || shop.Rules.Sampling != 0.25 || shop.Rules.IgnorePrivacySignals ||
+		len(shop.Rules.Exclude) != 2 || len(shop.Block) != 2 || len(shop.MaskText) != 2 || !shop.Archive ||
+		shop.TLS == nil || !shop.TLS.ACME {
+		t.Errorf("shop: %+v", shop)
+	}
+	if docs.Hosts[0] != "*.docs.example.com" || docs.Upstream.Path != "/site/" || docs.Archive || docs.Rules.Sampling != 1 ||
+		docs.TLS == nil || !docs.TLS.SelfSigned {
+		t.Errorf("docs: %+v", docs)
+	}
+	if staging.Rules.Sampling != 0 || staging.TLS != nil {
+		t.Errorf("staging: %+v", staging)
+	}
+	if !sc.HasRetention || sc.AssetRetention != 720*time.Hour || strings.Join(sc.ArchivePublic, ",") != "/static/*,/img/*/*" {
+		t.Errorf("archive settings: %+v", sc)
+	}
+}
+
+func TestParseSitesDefaults(t *testing.T) {
+	sc, err := parseSites("sites.yaml", []byte("sites:\n  - name: a\n    hosts: [A.test.]\n    upstream: http://127.0.0.1:1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sc.Sites[0]
+	if s.Hosts[0] != "a.test" || s.Rules.Sampling != 1 || s.Rules.IgnorePrivacySignals || !s.Archive || s.PreserveHost ||
+		s.TLS != nil || s.record == nil || sc.HasRetention {
+		t.Errorf("defaults: %+v", s)
+	}
+	if !s.record(httptest.NewRequest("GET", "/", nil)) {
+		t.Error("a site with defaults does not record /")
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Sec-GPC", "1")
+	if s.record(r) {
+		t.Error("a site with defaults records a visitor sending Sec-GPC: 1")
+	}
+}
+
+// TestParseSitesErrors: each mistake gives exactly these lines.
+func TestParseSitesErrors(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(certFile, []byte("not a certificate"), 0o600)
+	os.WriteFile(keyFile, []byte("not a key"), 0o600)
+
+	const head = "sites:\n  - name: shop\n    hosts: [shop.test]\n    upstream: http://127.0.0.1:3000\n"
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"sampling", head + "    sampling: 1.5\n",
+			[]string{`sites.yaml:5: site "shop": sampling 1.5 is not between 0 and 1`}},
+		{"negative sampling", head + "    sampling: -1\n",
+			[]string{`sites.yaml:5: site "shop": sampling -1 is not between 0 and 1`}},
+		{"sampling not a number", head + "    sampling: half\n",
+			[]string{"sites.yaml:5: site \"shop\": cannot unmarshal !!str `half` into float64"}},
+		{"unknown field", head + "    colour: blue\n",
+			[]string{`sites.yaml:5: site "shop": unknown field "colour"`}},
+		{"unknown tls field", head + "    tls:\n      certificate: x\n",
+			[]string{`sites.yaml:6: site "shop": unknown field "certificate" in tls`}},
+		{"unknown top field", "listen: :80\n" + head,
+			[]string{`sites.yaml:1: unknown field "listen"`}},
+		{"recording not a boolean", head + "    recording: sometimes\n",
+			[]string{`sites.yaml:5: site "shop": "sometimes" is not on or off (true or false)`}},
+		{"syntax", "sites:\n  - name: [\n",
+			[]string{"sites.yaml:2: did not find expected node content"}},
+		{"not a mapping", "- a\n- b\n",
+			[]string{"sites.yaml:1: want a mapping with a list of sites (sites:)"}},
+		{"no sites", "sites: []\n",
+			[]string{"sites.yaml:1: no sites: list at least one under sites:"}},
+		{"missing fields", "sites:\n  - sampling: 1\n",
+			[]string{
+				"sites.yaml:2: site 1: name is required",
+				"sites.yaml:2: site 1: hosts is required: the host names the site is served under",
+				"sites.yaml:2: site 1: upstream is required: the origin URL, e.g. http://127.0.0.1:3000",
+			}},
+		{"bad upstream", "sites:\n  - name: a\n    hosts: [a.test]\n    upstream: localhost:3000\n",
+			[]string{`sites.yaml:4: site "a": upstream "localhost:3000" is not an http:// or https:// URL`}},
+		{"duplicate host", head + "  - name: other\n    hosts: [x.test, SHOP.test]\n    upstream: http://127.0.0.1:3001\n",
+			[]string{`sites.yaml:6: site "other": host shop.test is already site "shop"'s`}},
+		{"duplicate name", head + "  - name: shop\n    hosts: [x.test]\n    upstream: http://127.0.0.1:3001\n",
+			[]string{`sites.yaml:5: site "shop": the name is already used by the site at line 2`}},
+		{"host with port", "sites:\n  - name: a\n    hosts:\n      - ok.test\n      - a.test:8080\n    upstream: http://x\n",
+			[]string{`sites.yaml:5: site "a": hosts: host "a.test:8080" has a port; name the host alone (every port matches)`}},
+		{"bad wildcard", "sites:\n  - name: a\n    hosts: [\"*.com\"]\n    upstream: http://x\n",
+			[]string{`sites.yaml:3: site "a": hosts: host "*.com" is not a host name or a wildcard such as *.example.com`}},
+		{"bad glob", head + "    exclude:\n      - /ok/**\n      - checkout/**\n      - /a/[\n",
+			[]string{
+				`sites.yaml:7: site "shop": exclude: path glob "checkout/**" does not start with /`,
+				`sites.yaml:8: site "shop": exclude: path glob "/a/[": syntax error in pattern`,
+			}},
+		{"bad include", head + "    include: [/a**]\n",
+			[]string{`sites.yaml:5: site "shop": include: path glob "/a**": ** must be a whole path segment`}},
+		{"bad block selector", head + "    block:\n      - \"#ok\"\n      - \"input[name=\"\n",
+			[]string{`sites.yaml:7: site "shop": block: block selector "input[name=": unexpected EOF in attribute selector`}},
+		{"cascadia-only mask selector", head + "    mask_text: [\"p:contains(x)\"]\n",
+			[]string{`sites.yaml:5: site "shop": mask_text: mask text selector "p:contains(x)": :contains is a cascadia extension browsers reject`}},
+		{"tls two ways", head + "    tls:\n      self_signed: true\n      acme: true\n",
+			[]string{`sites.yaml:6: site "shop": tls: give exactly one of cert and key, self_signed: true or acme: true`}},
+		{"tls cert without key", head + "    tls:\n      cert: c.pem\n",
+			[]string{`sites.yaml:6: site "shop": tls: cert and key go together: give both files`}},
+		{"tls bad pair", head + "    tls:\n      cert: " + certFile + "\n      key: " + keyFile + "\n",
+			nil}, // the message is crypto/tls's; checked below
+		{"acme wildcard", "sites:\n  - name: a\n    hosts: [\"*.a.test\", 10.0.0.1]\n    upstream: http://x\n    tls: {acme: true}\n",
+			[]string{
+				`sites.yaml:5: site "a": tls: acme cannot certify the wildcard *.a.test (HTTP-01 and TLS-ALPN-01 prove one name); list each name, or give cert and key`,
+				`sites.yaml:5: site "a": tls: acme cannot certify the address 10.0.0.1; give cert and key`,
+			}},
+		{"archive_public", "archive_public: [\"static/*\"]\n" + head,
+			[]string{`sites.yaml:1: archive_public: "static/*" is not a path glob such as /static/*`}},
+		{"asset_retention", "asset_retention: 30d\n" + head,
+			[]string{`sites.yaml:1: asset_retention "30d" is not a duration such as 720h (0 keeps assets forever)`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseSites("sites.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if !errors.As(err, new(usageError)) {
+				t.Errorf("%T is not a usage error", err)
+			}
+			got := strings.Split(err.Error(), "\n")
+			if tt.want == nil {
+				if len(got) != 1 || !strings.HasPrefix(got[0], `sites.yaml:6: site "shop": tls: `) {
+					t.Errorf("got %q", got)
+				}
+				return
+			}
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(tt.want, "\n  "))
+			}
+		})
+	}
+}
+
+func TestSitesFlagsConflict(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sites.yaml")
+	os.WriteFile(file, []byte("archive_public: [/s/*]\nasset_retention: 1h\nsites:\n  - name: a\n    hosts: [a.test]\n    upstream: http://127.0.0.1:1\n"), 0o600)
+	for _, tt := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{SitesFile: file, Upstream: "http://x"}, "--upstream and --config exclude each other"},
+		{Config{SitesFile: file, SiteHosts: "a.test"}, "--site-host and --config exclude each other"},
+		{Config{SitesFile: file, ArchivePublic: "/x/*"}, "archive_public is set both in --config and by --archive-public"},
+		{Config{SitesFile: file, AssetRetention: time.Hour}, "asset_retention is set both"},
+		{Config{SitesFile: file + ".missing"}, "--config: open "},
+	} {
+		m := &Main{Config: tt.cfg}
+		if _, err := m.sites(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%+v: got %v, want %q", tt.cfg, err, tt.want)
+		}
+	}
+	m := &Main{Config: Config{SitesFile: file}}
+	if _, err := m.sites(); err != nil {
+		t.Fatal(err)
+	}
+	if m.Config.ArchivePublic != "/s/*" || m.Config.AssetRetention != time.Hour {
+		t.Errorf("file's archive settings not taken: %q %v", m.Config.ArchivePublic, m.Config.AssetRetention)
+	}
+}
+
+// TestSitesEndToEnd runs the real program with a two-site config: site A's
+// pages are recorded with its own selectors, site B's excluded path and a
+// DNT visitor get the origin's bytes, an unknown host gets 421.
+func TestSitesEndToEnd(t *testing.T) {
+	const page = `<!doctype html><html><head><title>t</title></head><body><p class="addr">1 Main St</p><input name="gift"></body></html>`
+	origin := func(name string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("X-Origin", name)
+			io.WriteString(w, page)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	a, b := origin("a"), origin("b")
+	file := filepath.Join(t.TempDir(), "sites.yaml")
+	yaml := fmt.Sprintf(`sites:
+  - name: a
+    hosts: [a.test]
+    upstream: %s
+    block: ["input[name=gift]"]
+    mask_text: [".addr"]
+  - name: b
+    hosts: ["*.b.test"]
+    upstream: %s
+    exclude: ["/private/**"]
+`, a.URL, b.URL)
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("LOUPE_CONFIG", file)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", t.TempDir()}, outW, io.Discard)
+		outW.Close()
+		done <- err
+	}()
+	sc := bufio.NewScanner(outR)
+	var out strings.Builder
+	proxyURL := ""
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if _, u, ok := strings.Cut(sc.Text(), "sites through "); ok {
+			proxyURL = u
+		}
+		if strings.Contains(sc.Text(), "the replay UI") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, outR)
+	if proxyURL == "" {
+		t.Fatalf("serve did not say where the sites are; stdout %q", out.String())
+	}
+	for _, want := range []string{"  a: a.test → " + a.URL + ", recording", "  b: *.b.test → " + b.URL + ", recording"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout %q does not list %q", out.String(), want)
+		}
+	}
+
+	fetch := func(host, path string, header ...string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", proxyURL+path, nil)
+		req.Host = host
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp, string(body)
+	}
+
+	resp, body := fetch("a.test", "/")
+	if resp.Header.Get("X-Origin") != "a" || !strings.Contains(body, "data-loupe") {
+		t.Fatalf("site A page not recorded: %s %q", resp.Header.Get("X-Origin"), body)
+	}
+	if !strings.Contains(body, `<input class="rr-block" name="gift">`) || !strings.Contains(body, "input[name=gift]") ||
+		!strings.Contains(body, `&#34;maskText&#34;:&#34;.addr&#34;`) {
+		t.Errorf("site A's own selectors not applied: %q", body)
+	}
+	if len(resp.Cookies()) != 1 {
+		t.Errorf("recorded page cookies %v, want the session cookie", resp.Cookies())
+	}
+
+	resp, body = fetch("www.b.test:80", "/shop")
+	if resp.Header.Get("X-Origin") != "b" || !strings.Contains(body, "data-loupe") || strings.Contains(body, "rr-block") {
+		t.Errorf("site B page: origin %s, body %q; want recorded with the default selectors only", resp.Header.Get("X-Origin"), body)
+	}
+	resp, body = fetch("www.b.test", "/private/account")
+	if resp.Header.Get("X-Origin") != "b" || body != page || len(resp.Cookies()) != 0 {
+		t.Errorf("site B excluded path: origin %s, cookies %v, body %q; want the origin's bytes", resp.Header.Get("X-Origin"), resp.Cookies(), body)
+	}
+	resp, body = fetch("a.test", "/", "DNT", "1")
+	if body != page || len(resp.Cookies()) != 0 {
+		t.Errorf("DNT visitor: cookies %v, body %q; want the origin's bytes", resp.Cookies(), body)
+	}
+	resp, body = fetch("a.test", "/", "Sec-GPC", "1")
+	if body != page {
+		t.Errorf("GPC visitor got %q; want the origin's bytes", body)
+	}
+	resp, body = fetch("c.test", "/")
+	if resp.StatusCode != http.StatusMisdirectedRequest || strings.Contains(body, "<html") {
+		t.Errorf("unknown host: %d %q, want 421", resp.StatusCode, body)
+	}
+	// The recorder itself is served on each site.
+	if resp, _ := fetch("x.b.test", "/__loupe/recorder.js"); resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("recorder.js on site B: %d", resp.StatusCode)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
+
+func TestRunConfigErrors(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sites.yaml")
+	os.WriteFile(file, []byte("sites:\n  - name: shop\n    hosts: [shop.test]\n    upstream: http://127.0.0.1:1\n    sampling: 1.5\n"), 0o600)
+	err := run(context.Background(), []string{"proxy", "--config", file, "--data", t.TempDir(), "--listen", "127.0.0.1:0"}, io.Discard, io.Discard)
+	want := file + `:5: site "shop": sampling 1.5 is not between 0 and 1`
+	if err == nil || err.Error() != want || !errors.As(err, new(usageError)) {
+		t.Errorf("got %v, want usage error %q", err, want)
+	}
+}
