@@ -684,7 +684,7 @@ func browserPath(t *testing.T) string {
 const browserPage = `<!doctype html><html><head><title>live</title></head><body><h1>live</h1>
 <script>
 window.__r = {ws: null, events: [], cookie: document.cookie};
-const ws = new WebSocket("ws://" + location.host + "/ws");
+const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
 ws.onopen = () => ws.send("ping");
 ws.onmessage = (e) => { window.__r.ws = e.data; ws.close(); };
 const es = new EventSource("/events");
@@ -694,64 +694,88 @@ es.onmessage = (e) => {
 };
 </script></body></html>`
 
-// In Chromium, through Loupe with the upstream's Host rewritten: a
-// redirect naming the upstream lands on the public host, the cookie the
-// upstream scoped to itself is kept, the page is recorded, and its
-// WebSocket and event stream work, event by event.
+// In Chromium, through Loupe with the upstream's Host rewritten, over
+// HTTP/1.1 and over TLS with HTTP/2: a redirect naming the upstream lands
+// on the public host and scheme, the cookie the upstream scoped to itself
+// is kept, the page is recorded, and its WebSocket and event stream work,
+// event by event.
 func TestBrowserThroughProxy(t *testing.T) {
 	chromium := browserPath(t)
-	ack := make(chan struct{}, 3)
-	mux := http.NewServeMux()
-	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
-		host, _, _ := strings.Cut(r.Host, ":")
-		w.Header().Add("Set-Cookie", "who=ada; Path=/; Domain="+host)
-		http.Redirect(w, r, "http://"+r.Host+"/app", http.StatusFound)
-	})
-	mux.HandleFunc("/app", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		io.WriteString(w, browserPage)
-	})
-	mux.Handle("/ws", websocket.Handler(func(ws *websocket.Conn) { io.Copy(ws, ws) }))
-	mux.HandleFunc("/ack", func(w http.ResponseWriter, r *http.Request) {
-		ack <- struct{}{}
-		w.WriteHeader(http.StatusNoContent)
-	})
-	mux.Handle("/events", sseOrigin(ack, 3))
-	srv, _ := mustProxy(t, mux, nil)
-	_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, "http://"), ":")
+	for _, tt := range []struct {
+		name      string
+		tls       bool
+		wantProto string // the page's nextHopProtocol
+	}{
+		{"http", false, "http/1.1"},
+		{"https h2", true, "h2"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ack := make(chan struct{}, 3)
+			mux := http.NewServeMux()
+			mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+				host, _, _ := strings.Cut(r.Host, ":")
+				w.Header().Add("Set-Cookie", "who=ada; Path=/; Domain="+host)
+				http.Redirect(w, r, "http://"+r.Host+"/app", http.StatusFound)
+			})
+			mux.HandleFunc("/app", func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				io.WriteString(w, browserPage)
+			})
+			mux.Handle("/ws", websocket.Handler(func(ws *websocket.Conn) { io.Copy(ws, ws) }))
+			mux.HandleFunc("/ack", func(w http.ResponseWriter, r *http.Request) {
+				ack <- struct{}{}
+				w.WriteHeader(http.StatusNoContent)
+			})
+			mux.Handle("/events", sseOrigin(ack, 3))
+			srv, _ := mustProxy(t, mux, nil)
+			scheme := "http"
+			if tt.tls {
+				tlsSrv := httptest.NewUnstartedServer(srv.Config.Handler)
+				tlsSrv.EnableHTTP2 = true
+				tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
+				tlsSrv.StartTLS()
+				t.Cleanup(tlsSrv.Close)
+				srv, scheme = tlsSrv, "https"
+			}
+			_, port, _ := strings.Cut(strings.TrimPrefix(srv.URL, scheme+"://"), ":")
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium),
-		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("host-resolver-rules", "MAP shop.test 127.0.0.1"),
-		chromedp.UserDataDir(t.TempDir()),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 20*time.Second)
-	defer cancelT()
+			opts := []chromedp.ExecAllocatorOption{
+				chromedp.ExecPath(chromium),
+				chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+				chromedp.Flag("disable-background-networking", true),
+				chromedp.Flag("no-first-run", true),
+				chromedp.Flag("host-resolver-rules", "MAP shop.test 127.0.0.1"),
+				// The test server's certificate is for 127.0.0.1.
+				chromedp.Flag("ignore-certificate-errors", true),
+				chromedp.UserDataDir(t.TempDir()),
+			}
+			actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+			defer cancelAlloc()
+			ctx, cancel := chromedp.NewContext(actx)
+			defer cancel()
+			ctx, cancelT := context.WithTimeout(ctx, 20*time.Second)
+			defer cancelT()
 
-	public := "http://shop.test:" + port
-	if err := chromedp.Do(ctx, chromedp.Navigate(public+"/login")); err != nil {
-		t.Fatalf("navigate: %v", err)
-	}
-	done, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!(window.__r && window.__r.ws && window.__r.events.length === 3)`,
-		chromedp.WithPollingTimeout(15*time.Second)))
-	if err != nil || !done {
-		r, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.__r || null) + " at " + location.href`))
-		t.Fatalf("page never finished (%v): %s", err, r)
-	}
-	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify([location.href, window.__r.cookie, window.__r.ws,
-		window.__r.events.join("|"), !!document.querySelector("script[data-loupe]")])`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := fmt.Sprintf(`[%q,"who=ada","ping","event 1|event 2|event 3",true]`, public+"/app")
-	if got != want {
-		t.Errorf("got  %s\nwant %s", got, want)
+			public := scheme + "://shop.test:" + port
+			if err := chromedp.Do(ctx, chromedp.Navigate(public+"/login")); err != nil {
+				t.Fatalf("navigate: %v", err)
+			}
+			done, err := chromedp.Run(ctx, chromedp.Poll[bool](`!!(window.__r && window.__r.ws && window.__r.events.length === 3)`,
+				chromedp.WithPollingTimeout(15*time.Second)))
+			if err != nil || !done {
+				r, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify(window.__r || null) + " at " + location.href`))
+				t.Fatalf("page never finished (%v): %s", err, r)
+			}
+			got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify([location.href, window.__r.cookie, window.__r.ws,
+				window.__r.events.join("|"), !!document.querySelector("script[data-loupe]"),
+				performance.getEntriesByType("navigation")[0].nextHopProtocol])`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := fmt.Sprintf(`[%q,"who=ada","ping","event 1|event 2|event 3",true,%q]`, public+"/app", tt.wantProto)
+			if got != want {
+				t.Errorf("got  %s\nwant %s", got, want)
+			}
+		})
 	}
 }
