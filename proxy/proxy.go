@@ -77,6 +77,13 @@ type Config struct {
 	// trusted.
 	SiteHosts []string
 
+	// Requests receives the network log: an entry per request of a
+	// recorded session (see netlog.go). If nil, nothing is logged.
+	Requests RequestLogger
+	// UserRules find a user id in a logged request (cookie, header and jwt
+	// rules); it rides on the request's entry. If empty, none is looked for.
+	UserRules collector.UserRules
+
 	// TrustedProxies are the peers (load balancers, CDNs) whose
 	// X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and Forwarded
 	// headers are passed on to the upstream, with this hop appended. Any
@@ -197,6 +204,8 @@ var copyBuffers = &bufferPool{p: sync.Pool{New: func() any {
 // ServeHTTP serves one request, recovering from a panic in Loupe's own code
 // so that one bad response never takes the process down.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w, r, logged := p.netlog(w, r)
+	defer logged()
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

@@ -106,6 +106,7 @@ func (p *Proxy) inject(resp *http.Response) error {
 
 	sess, cookie := p.session(resp)
 	pv := collector.NewID()
+	noteSession(resp.Request.Context(), sess.ID, pv)
 	page := injector.Page{PageViewID: pv, Token: p.cfg.Tokens.PageViewToken(sess, pv), CSP: p.recorderCSP(resp)}
 	rewrite := func(dst io.Writer, src io.Reader) error {
 		return p.cfg.Injector.Rewrite(dst, src, page)

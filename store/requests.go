@@ -1,0 +1,111 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Request is one HTTP request of a recorded session as the proxy served it:
+// an entry of the proxy's network log. Requests are what the network panel
+// shows and where server errors, failed and slow requests come from; no
+// JavaScript in the page is involved.
+type Request struct {
+	SessionID string
+	// PageViewID is the page view the proxy minted for an HTML response
+	// (the page-view token's id); "" for other requests, whose page the
+	// proxy cannot know.
+	PageViewID string
+	At         int64  // when the request arrived, Unix ms
+	Method     string // e.g. "GET"
+	// URL is the path and query as the visitor asked, at most
+	// MaxRequestURL bytes.
+	URL string
+	// Status is the status code sent, 101 for a protocol switch
+	// (WebSocket), 0 when no response was sent (the upstream failed and
+	// the visitor had gone, or the visitor left before the answer).
+	Status     int
+	DurationMS int64 // from arrival until the last body byte was written
+	Bytes      int64 // response body bytes sent (after Loupe's rewriting)
+
+	// The fields below are not columns of the network log.
+
+	// PageURL is the absolute URL of the page the request was made from
+	// (its Referer, or the request's own URL for a page); it becomes the
+	// url of the request's signal. "" if unknown.
+	PageURL string
+	// UserID is the user id the proxy's rules found in the request (see
+	// collector.UserRules); "" if none. The store sets it on the session
+	// unless the session has one.
+	UserID string
+	// Stream marks a response meant to stay open (WebSocket, server-sent
+	// events): its duration is never a slow request.
+	Stream bool
+}
+
+// MaxRequestURL bounds Request.URL, in bytes; the proxy cuts longer ones.
+const MaxRequestURL = 2 << 10
+
+// RequestSlowAfter is the duration over which a request is a
+// slow_request signal.
+const RequestSlowAfter = 3 * time.Second
+
+// Signal returns the signal r raises, if any, and its detail text: a
+// request raises at most one, the first that applies of failed_request
+// (Status 0), server_error (Status 500 or more) and slow_request
+// (DurationMS over RequestSlowAfter, unless r is a Stream).
+func (r *Request) Signal() (kind, detail string) {
+	switch {
+	case r.Status == 0:
+		return "failed_request", fmt.Sprintf("%s %s: no response after %d ms", r.Method, r.URL, r.DurationMS)
+	case r.Status >= 500:
+		return "server_error", fmt.Sprintf("%s %s: %d in %d ms", r.Method, r.URL, r.Status, r.DurationMS)
+	case !r.Stream && r.DurationMS > RequestSlowAfter.Milliseconds():
+		return "slow_request", fmt.Sprintf("%s %s: %d in %d ms", r.Method, r.URL, r.Status, r.DurationMS)
+	}
+	return "", ""
+}
+
+// Validate checks what every backend relies on before storing r.
+func (r *Request) Validate() error {
+	switch {
+	case r.SessionID == "":
+		return errors.New("empty session id")
+	case r.At <= 0:
+		return errors.New("no time")
+	case r.Method == "":
+		return errors.New("empty method")
+	case r.Status < 0 || r.Status > 999:
+		return fmt.Errorf("status %d out of range", r.Status)
+	case r.DurationMS < 0 || r.Bytes < 0:
+		return errors.New("negative duration or size")
+	case len(r.URL) > MaxRequestURL:
+		return fmt.Errorf("url of %d bytes is over %d", len(r.URL), MaxRequestURL)
+	}
+	return nil
+}
+
+// RequestStore is the network log's storage. Both backends implement it
+// beside Store.
+type RequestStore interface {
+	// AppendRequests stores the requests and, in the same transaction,
+	// the signal each raises (see Request.Signal), the sessions'
+	// server_error_count and friction, and a session's user id from the
+	// first request that has one, unless the session has one already.
+	// A session that does not exist yet (the proxy logs a page's requests
+	// before its recorder sends anything) gets a row with no events when
+	// one of its requests raises a signal or names a user; its other
+	// requests are kept and found once the session exists. It validates
+	// every request first and stores nothing if one is invalid.
+	AppendRequests(ctx context.Context, reqs []Request) error
+
+	// Requests returns the session's requests in time order (then in the
+	// order stored), an empty list if none; ErrNotFound if the session
+	// does not exist. UserID, PageURL and Stream are not kept.
+	Requests(ctx context.Context, sessionID string) ([]Request, error)
+
+	// SetSessionUser sets the session's user id unless it has one. It
+	// creates the session's row if missing, as AppendRequests does.
+	SetSessionUser(ctx context.Context, sessionID, userID string) error
+}
