@@ -179,7 +179,7 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 			return nil, err
 		}
 		if c, ok := ingest.(*collector.Collector); ok {
-			c.Assets = arch
+			c.Assets = assetWanter(sites, arch)
 		}
 	}
 	return m.siteHandler(sites, pc, arch)

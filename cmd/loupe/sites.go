@@ -23,6 +23,7 @@ import (
 
 	"github.com/loupe-dev/loupe/archive"
 	"github.com/loupe-dev/loupe/certs"
+	"github.com/loupe-dev/loupe/collector"
 	"github.com/loupe-dev/loupe/injector"
 	"github.com/loupe-dev/loupe/injector/recorder"
 	"github.com/loupe-dev/loupe/proxy"
@@ -559,6 +560,49 @@ func (m *Main) siteOrigins(sites []*site) map[string]*url.URL {
 		}
 	}
 	return out
+}
+
+// skipHosts is the archive's AssetWanter for the collector when some
+// sites do not archive: it drops the URLs on those sites' own hosts, so
+// that the collector does not fetch what their proxies do not capture.
+// (Assets such a site's pages load from other hosts, a CDN say, are still
+// fetched: a batch does not say which site recorded it.)
+type skipHosts struct {
+	next collector.AssetWanter
+	off  *proxy.Router // answers for the sites that do not archive
+}
+
+func (s skipHosts) Want(urls []string) {
+	keep := urls[:0:0]
+	for _, raw := range urls {
+		if u, err := url.Parse(raw); err == nil && s.off.Match(u.Host) != nil {
+			continue
+		}
+		keep = append(keep, raw)
+	}
+	if len(keep) > 0 {
+		s.next.Want(keep)
+	}
+}
+
+// assetWanter returns what the collector tells the asset URLs of stored
+// batches: arch (the archiver) itself, or arch behind skipHosts when some sites do not
+// archive.
+func assetWanter(sites []*site, arch collector.AssetWanter) collector.AssetWanter {
+	var off []proxy.Route
+	for _, s := range sites {
+		if !s.Archive && !s.flags {
+			off = append(off, proxy.Route{Name: s.Name, Hosts: s.Hosts, Handler: http.NotFoundHandler()})
+		}
+	}
+	if len(off) == 0 {
+		return arch
+	}
+	rt, err := proxy.NewRouter("", off)
+	if err != nil { // the hosts were validated with the sites
+		return arch
+	}
+	return skipHosts{next: arch, off: rt}
 }
 
 // describeSites tells the operator the sites of --config.

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loupe-dev/loupe/collector"
 )
 
 func TestExampleSitesFile(t *testing.T) {
@@ -319,5 +321,33 @@ func TestRunConfigErrors(t *testing.T) {
 	want := file + `:5: site "shop": sampling 1.5 is not between 0 and 1`
 	if err == nil || err.Error() != want || !errors.As(err, new(usageError)) {
 		t.Errorf("got %v, want usage error %q", err, want)
+	}
+}
+
+type wantLog struct{ urls []string }
+
+func (w *wantLog) Want(urls []string) { w.urls = append(w.urls, urls...) }
+
+func TestAssetWanterSkipsSitesNotArchiving(t *testing.T) {
+	sc, err := parseSites("sites.yaml", []byte(`sites:
+  - name: a
+    hosts: [a.test]
+    upstream: http://127.0.0.1:1
+  - name: b
+    hosts: [b.test, "*.b.test"]
+    upstream: http://127.0.0.1:2
+    archive: off
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log wantLog
+	w := assetWanter(sc.Sites, &log)
+	w.Want([]string{"http://a.test/s.css", "http://b.test/s.css", "https://cdn.b.test:8443/f.woff2", "https://cdn.example/x.png"})
+	if got := strings.Join(log.urls, " "); got != "http://a.test/s.css https://cdn.example/x.png" {
+		t.Errorf("fetched %q, want site a's and the CDN's only", got)
+	}
+	if w := assetWanter(sc.Sites[:1], &log); w != collector.AssetWanter(&log) {
+		t.Errorf("with every site archiving, got %T, want the archiver itself", w)
 	}
 }
