@@ -12,7 +12,29 @@ import (
 // names are mapped back to the public host, then the body is handled.
 func (p *Proxy) upstreamResponse(resp *http.Response) error {
 	p.mapUpstreamHeaders(resp)
+	weakenNotModified(resp)
 	return p.modifyResponse(resp)
+}
+
+// weakenNotModified keeps a revalidated page's ETag weak: Loupe weakens
+// the ETag of every page it rewrites, the browser revalidates with that
+// weak tag, and an origin that matches it weakly (RFC 9110 §13.1.2)
+// answers 304 with its strong one, which the browser would then store
+// with the rewritten bytes (RFC 9111 §4.3.4).
+func weakenNotModified(resp *http.Response) {
+	if resp.StatusCode != http.StatusNotModified || resp.Request == nil {
+		return
+	}
+	etag := resp.Header.Get("ETag")
+	if etag == "" || strings.HasPrefix(etag, "W/") {
+		return
+	}
+	for _, v := range splitList(resp.Request.Header.Values("If-None-Match")) {
+		if v == "W/"+etag {
+			resp.Header.Set("ETag", v)
+			return
+		}
+	}
 }
 
 // mapUpstreamHeaders points the headers of resp that name the upstream

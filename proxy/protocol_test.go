@@ -323,8 +323,9 @@ func TestHeadNotModifiedNoContent(t *testing.T) {
 	if !strings.HasPrefix(weak, `W/"`) {
 		t.Fatalf("rewritten page has ETag %q, want a weak one", weak)
 	}
-	if resp, body := get(t, srv.URL+"/page.html", map[string]string{"If-None-Match": weak}); resp.StatusCode != http.StatusNotModified || len(body) != 0 {
-		t.Errorf("revalidating with %s: got %d with %d bytes, want 304 and none", weak, resp.StatusCode, len(body))
+	if resp, body := get(t, srv.URL+"/page.html", map[string]string{"If-None-Match": weak}); resp.StatusCode != http.StatusNotModified ||
+		len(body) != 0 || resp.Header.Get("ETag") != weak {
+		t.Errorf("revalidating with %s: got %d with %d bytes, ETag %q; want 304, none, %s", weak, resp.StatusCode, len(body), resp.Header.Get("ETag"), weak)
 	}
 
 	resp, body := same(t, origin.URL, srv.URL, http.MethodGet, "/empty", nil, "Content-Type")
@@ -565,12 +566,21 @@ func TestUpstreamErrorPages(t *testing.T) {
 	downURL, _ := url.Parse(down.URL)
 	down.Close()
 	slowURL, _ := url.Parse(slow.URL)
+	hangup := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			c.Close() // no response at all
+		}
+	}))
+	t.Cleanup(hangup.Close)
+	hangupURL, _ := url.Parse(hangup.URL)
 	tests := []struct {
 		name string
 		mod  func(*Config)
 		want int
 	}{
 		{"down", func(c *Config) { c.Upstream = downURL }, http.StatusBadGateway},
+		{"hangs up", func(c *Config) { c.Upstream = hangupURL }, http.StatusBadGateway},
 		{"timeout", func(c *Config) {
 			c.Upstream = slowURL
 			c.Transport = &http.Transport{ResponseHeaderTimeout: 20 * time.Millisecond}
