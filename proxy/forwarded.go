@@ -18,7 +18,9 @@ import (
 // X-Forwarded-Proto keep naming what the visitor asked for. A peer that
 // sent only one of the two families gets the other made from it, so the
 // upstream sees the same chain whichever it reads. From any other peer
-// nothing is believed: the headers describe this connection alone.
+// nothing is believed: the headers describe this connection alone, and
+// the other headers some origins take a client's address or scheme from
+// (spoofableHeaders) are dropped.
 func setForwarded(pr *httputil.ProxyRequest, trusted []netip.Prefix) {
 	in, h := pr.In, pr.Out.Header
 	peer := parseAddr(in.RemoteAddr)
@@ -42,6 +44,9 @@ func setForwarded(pr *httputil.ProxyRequest, trusted []netip.Prefix) {
 
 	if !peer.IsValid() || !isTrusted(peer, trusted) {
 		// The common case, kept cheap: only this hop.
+		for _, name := range spoofableHeaders {
+			h.Del(name)
+		}
 		if peerIP != "" {
 			h.Set("X-Forwarded-For", peerIP)
 		}
@@ -86,6 +91,15 @@ func setForwarded(pr *httputil.ProxyRequest, trusted []netip.Prefix) {
 		elems[i] = e.String()
 	}
 	h.Set("Forwarded", strings.Join(elems, ", "))
+}
+
+// spoofableHeaders are request headers besides X-Forwarded-* and
+// Forwarded that proxies, CDNs and frameworks use to name the client or
+// its scheme. Only a trusted peer's reach the upstream.
+var spoofableHeaders = []string{
+	"X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip",
+	"X-Cluster-Client-Ip", "Forwarded-For", "X-Forwarded", "X-Forwarded-Port",
+	"X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Forwarded-Server", "X-Url-Scheme", "Front-End-Https",
 }
 
 // publicHost returns the host name and port (as in a Host header) and the

@@ -358,3 +358,28 @@ func dialTo(addr string) func(ctx context.Context, network, _ string) (net.Conn,
 		return d.DialContext(ctx, network, addr)
 	}
 }
+
+// Headers other proxies name the client with reach the upstream only from
+// a trusted peer.
+func TestSpoofableHeadersOnlyFromTrustedPeers(t *testing.T) {
+	sent := map[string]string{"X-Real-IP": "198.51.100.9", "True-Client-IP": "198.51.100.9", "X-Forwarded-Port": "443", "X-Other": "kept"}
+	for _, trusted := range []bool{false, true} {
+		origin := &headerOrigin{}
+		srv, _ := mustProxy(t, origin, func(c *Config) {
+			if trusted {
+				c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+			}
+		})
+		get(t, srv.URL+"/", sent)
+		_, h := origin.seen()
+		for k, v := range sent {
+			want := v
+			if !trusted && k != "X-Other" {
+				want = ""
+			}
+			if got := h.Get(k); got != want {
+				t.Errorf("trusted=%v: origin got %s %q, want %q", trusted, k, got, want)
+			}
+		}
+	}
+}
