@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -58,13 +60,62 @@ const RequestSlowAfter = 3 * time.Second
 func (r *Request) Signal() (kind, detail string) {
 	switch {
 	case r.Status == 0:
-		return "failed_request", fmt.Sprintf("%s %s: no response after %d ms", r.Method, r.URL, r.DurationMS)
+		return SignalFailedRequest, fmt.Sprintf("%s %s: no response after %d ms", r.Method, r.URL, r.DurationMS)
 	case r.Status >= 500:
-		return "server_error", fmt.Sprintf("%s %s: %d in %d ms", r.Method, r.URL, r.Status, r.DurationMS)
+		return SignalServerError, fmt.Sprintf("%s %s: %d in %d ms", r.Method, r.URL, r.Status, r.DurationMS)
 	case !r.Stream && r.DurationMS > RequestSlowAfter.Milliseconds():
-		return "slow_request", fmt.Sprintf("%s %s: %d in %d ms", r.Method, r.URL, r.Status, r.DurationMS)
+		return SignalSlowRequest, fmt.Sprintf("%s %s: %d in %d ms", r.Method, r.URL, r.Status, r.DurationMS)
 	}
 	return "", ""
+}
+
+// RequestSignals returns the signals reqs raise, in their order, each with the
+// request's session, page view, time, page URL and detail.
+func RequestSignals(reqs []Request) []Signal {
+	var out []Signal
+	for i := range reqs {
+		r := &reqs[i]
+		if kind, detail := r.Signal(); kind != "" {
+			out = append(out, Signal{SessionID: r.SessionID, PageViewID: r.PageViewID, At: r.At, Kind: kind, URL: r.PageURL, Detail: detail})
+		}
+	}
+	return out
+}
+
+// SessionEffect is what a batch of requests changes on one session's row.
+type SessionEffect struct {
+	SessionID string
+	UserID    string   // first non-empty UserID of the session's requests
+	Signals   []Signal // the signals its requests raise, in their order
+}
+
+// RequestEffects returns the sessions whose row reqs change, in session id
+// order, so that concurrent writers lock rows in one order.
+func RequestEffects(reqs []Request) []SessionEffect {
+	byID := map[string]int{}
+	var out []SessionEffect
+	effect := func(id string) *SessionEffect {
+		i, ok := byID[id]
+		if !ok {
+			i = len(out)
+			byID[id] = i
+			out = append(out, SessionEffect{SessionID: id})
+		}
+		return &out[i]
+	}
+	for _, g := range RequestSignals(reqs) {
+		e := effect(g.SessionID)
+		e.Signals = append(e.Signals, g)
+	}
+	for _, r := range reqs {
+		if r.UserID != "" {
+			if e := effect(r.SessionID); e.UserID == "" {
+				e.UserID = r.UserID
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b SessionEffect) int { return strings.Compare(a.SessionID, b.SessionID) })
+	return out
 }
 
 // Validate checks what every backend relies on before storing r.
