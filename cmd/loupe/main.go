@@ -6,6 +6,8 @@
 //	loupe collector --database postgres://…       the ingest endpoint only
 //	loupe replayer --database postgres://…        the replay server only
 //	loupe demo                                     the built-in demo shop with Loupe in front
+//	loupe mitm --record-host shop.example          a forward proxy recording chosen hosts (lab studies)
+//	loupe certs init|export                        the CA loupe mitm signs with
 //	loupe version
 //
 // Every subcommand parses its flags into one Config (config.go), and Main
@@ -55,6 +57,9 @@ Usage:
   loupe collector [flags]                  the ingest endpoint only (POST /__loupe/ingest)
   loupe replayer [flags]                   the replay server only
   loupe demo [flags]                       the built-in demo shop with Loupe in front of it
+  loupe mitm --record-host HOSTS [flags]   a forward proxy for lab studies: records those hosts
+                                           in a test browser that trusts Loupe's CA
+  loupe certs init|export [--data DIR]     make Loupe's CA for loupe mitm, or print it
   loupe version
 
 Every node of one deployment shares one store (--database postgres://…) and
@@ -113,6 +118,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runRoles(ctx, cmd, roleReplayer, rest, stdout, stderr)
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
+	case "mitm":
+		return runMITM(ctx, rest, stdout, stderr)
+	case "certs":
+		return runCerts(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "loupe", version)
 		return nil
