@@ -106,6 +106,53 @@
 //     ms, from Resource Timing) and "loupe/pagehide" {}, plus the times of
 //     DOM mutations, inputs and scrolls after each click. The store turns
 //     them into signals (store.DeriveSignals).
+//   - User ids (user.go): a Custom event "loupe/user" {user} carries the
+//     text of the element a site's dom: rule names; the first one of a batch
+//     (cut to MaxUserID bytes) becomes the session's user id unless it has
+//     one (UserSetter).
+//
+// # Network log (version 1)
+//
+// A proxy whose collector runs elsewhere (loupe proxy --collector URL) posts
+// its network log (see package proxy) to the collector's own listener,
+// never to the site's origin (RequestsHandler, RequestClient):
+//
+//	POST /__loupe/requests
+//	Content-Type: application/json
+//	X-Loupe-Signature: t=<unix seconds>,mac=<base64url>
+//
+//	{
+//	  "v": 1,             // required, must be 1
+//	  "requests": [       // required, 1 to MaxLoggedRequests entries
+//	    {
+//	      "session_id":   "…", // 32 lowercase hex digits; required
+//	      "page_view_id": "…", // page view the proxy minted for an HTML
+//	                           // response, 32 hex digits; "" or absent otherwise
+//	      "at":           0,   // when the request arrived, Unix ms; required, > 0
+//	      "method":       "GET",
+//	      "url":          "/path?query", // as the visitor asked; at most 2 KiB
+//	      "status":       200, // status sent; 101 for a protocol switch,
+//	                           // 0 for no response
+//	      "duration_ms":  0,   // arrival to last body byte written
+//	      "bytes":        0,   // response body bytes sent
+//	      "page_url":     "…", // absolute URL of the page (its Referer); optional
+//	      "user_id":      "…", // user id the proxy's rules found; optional
+//	      "stream":       false // WebSocket or event stream: never slow; optional
+//	    }
+//	  ]
+//	}
+//
+// The signature proves the proxy holds the deployment's shared secret: mac
+// is the base64url (unpadded) of the first 18 bytes of HMAC-SHA256 keyed
+// with the secret over "requests1", a zero byte, the decimal t, "." and the
+// body as sent. A t more than RequestsSkew away from the collector's clock
+// is refused, which bounds replays; delivery is at least once (a retried
+// batch whose answer was lost is stored twice).
+//
+// Answers: 204 stored; 400 malformed body or entry (the message names the
+// entry's index) and 401 missing, forged or stale signature, neither worth
+// retrying; 405 not a POST; 413 over MaxRequestsBody or MaxLoggedRequests;
+// 503 the store failed, retry.
 //
 // # Client details
 //
@@ -335,8 +382,10 @@ func (c *Collector) ingest(r *http.Request) error {
 		if c.Assets != nil && len(b.AssetURLs) > 0 {
 			c.Assets.Want(b.AssetURLs)
 		}
+		c.setUser(r.Context(), b.SessionID, wb.user)
 		return nil
 	case errors.Is(err, store.ErrDuplicate):
+		c.setUser(r.Context(), b.SessionID, wb.user)
 		return nil
 	case r.Context().Err() != nil:
 		return &httpError{status: 499, msg: "client went away", err: err}

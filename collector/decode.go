@@ -71,6 +71,7 @@ type decoded struct {
 	hasSeq    bool
 	page      *store.PageInfo // from the wire "page" field; nil if absent
 	batch     store.Batch     // Events and the event-derived fields only
+	user      string          // first user id of a "loupe/user" event; "" if none
 }
 
 // wireError is a rejection found while decoding.
@@ -414,6 +415,7 @@ type payload struct {
 	node          int
 	field, submit bool
 	start         float64
+	user          string // loupe/user
 }
 
 func (p *parser) event(i int) (*event, error) {
@@ -546,7 +548,7 @@ func (p *parser) data(ev *event) error {
 			ev.plugin, _, err = p.str(64)
 		case "payload":
 			if p.d.PeekKind() == '{' && (unknown ||
-				(t == eventCustom && (ev.tag == "" || ev.tag == errorTag || ev.tag == clickTag || ev.tag == requestTag)) ||
+				(t == eventCustom && (ev.tag == "" || ev.tag == errorTag || ev.tag == clickTag || ev.tag == requestTag || ev.tag == UserTag)) ||
 				(t == eventPlugin && (ev.plugin == "" || ev.plugin == consolePlugin))) {
 				ev.hasPayload = true
 				err = p.payload(&ev.payload)
@@ -609,6 +611,8 @@ func (p *parser) payload(pl *payload) error {
 			pl.submit, err = p.boolean()
 		case "start":
 			pl.start, _, err = p.number()
+		case "user":
+			pl.user, _, err = p.str(MaxUserID * 4)
 		case "line":
 			pl.line, err = p.integer()
 		case "column":
@@ -719,6 +723,11 @@ func (p *parser) derive(i int, ev *event) error {
 		switch ev.tag {
 		case clickTag, requestTag, pageHideTag:
 			p.custom(ts, ev)
+			return nil
+		case UserTag:
+			if u := CleanUserID(ev.payload.user); u != "" && p.out.user == "" {
+				p.out.user = u
+			}
 			return nil
 		}
 		if ev.tag != errorTag || !ev.hasPayload {

@@ -16,46 +16,7 @@ import (
 	"github.com/loupe-dev/loupe/store"
 )
 
-// The network log route. A proxy whose collector runs elsewhere (loupe
-// proxy --collector URL) posts its network log there, on the collector's
-// own listener, never on the site's origin:
-//
-//	POST /__loupe/requests
-//	Content-Type: application/json
-//	X-Loupe-Signature: t=<unix seconds>,mac=<base64url>
-//
-//	{
-//	  "v": 1,             // required, must be 1
-//	  "requests": [       // required, 1 to MaxLoggedRequests entries
-//	    {
-//	      "session_id":   "…", // 32 lowercase hex digits; required
-//	      "page_view_id": "…", // page view the proxy minted for an HTML
-//	                           // response, 32 hex digits; "" or absent otherwise
-//	      "at":           0,   // when the request arrived, Unix ms; required, > 0
-//	      "method":       "GET",
-//	      "url":          "/path?query", // as the visitor asked; at most 2 KiB
-//	      "status":       200, // status sent; 101 for a protocol switch,
-//	                           // 0 for no response
-//	      "duration_ms":  0,   // arrival to last body byte written
-//	      "bytes":        0,   // response body bytes sent
-//	      "page_url":     "…", // absolute URL of the page (its Referer); optional
-//	      "user_id":      "…", // user id the proxy's rules found; optional
-//	      "stream":       false // WebSocket or event stream: never slow; optional
-//	    }
-//	  ]
-//	}
-//
-// The signature proves the proxy holds the deployment's shared secret: mac
-// is the base64url (unpadded) of the first 18 bytes of HMAC-SHA256 keyed
-// with the secret over "requests1", a zero byte, the decimal t, "." and the
-// body as sent. A t more than RequestsSkew away from the collector's clock
-// is refused, which bounds replays; delivery is at least once (a retried
-// batch whose answer was lost is stored twice).
-//
-// Answers: 204 stored; 400 malformed body or entry (the message names the
-// entry's index) and 401 missing, forged or stale signature, neither worth
-// retrying; 405 not a POST; 413 over MaxRequestsBody or MaxLoggedRequests;
-// 503 the store failed, retry.
+// The network log route: see "Network log" in the package comment.
 
 // MaxRequestsBody bounds a network log batch's body, in bytes.
 const MaxRequestsBody = 4 << 20

@@ -249,3 +249,19 @@ type UserSetter interface {
 	// SetSessionUser sets the session's user id unless it has one.
 	SetSessionUser(ctx context.Context, sessionID, userID string) error
 }
+
+// setUser records the user id a batch's "loupe/user" event named, when the
+// store can. The batch is stored already: a failure costs the session its
+// user id, never the visitor the batch.
+func (c *Collector) setUser(ctx context.Context, sessionID, user string) {
+	if user == "" {
+		return
+	}
+	us, ok := c.Store.(UserSetter)
+	if !ok {
+		return
+	}
+	if err := us.SetSessionUser(ctx, sessionID, user); err != nil {
+		c.logger().Warn("set session user", "session", sessionID, "err", err)
+	}
+}
