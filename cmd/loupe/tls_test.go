@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -15,6 +17,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/loupe-dev/loupe/certs"
 )
@@ -250,5 +255,80 @@ func TestTLSFlagErrors(t *testing.T) {
 	c, err := m.tls.mgr.GetCertificate(&tls.ClientHelloInfo{ServerName: "any.example"})
 	if err != nil || string(c.Certificate[0]) != string(blk.Bytes) {
 		t.Fatalf("--tls-cert not served: %v", err)
+	}
+}
+
+// TestTLSChromiumHTTP2: Chromium, accepting the self-signed certificate,
+// loads the site over HTTP/2 through the TLS listener, the recorder runs,
+// and the session is stored under the https URL.
+func TestTLSChromiumHTTP2(t *testing.T) {
+	chromium := requireBrowser(t)
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, `<!doctype html><html><head><title>Shop</title></head><body><h1>Fresh roasts</h1><button id="buy">Buy</button></body></html>`)
+	}))
+	defer origin.Close()
+	m := &Main{
+		Config: Config{Upstream: origin.URL, Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Data: t.TempDir(),
+			TLS: TLSConfig{Listen: "127.0.0.1:0", SelfSigned: true}},
+		Logger: slog.New(slog.DiscardHandler),
+	}
+	if err := m.Open(context.Background()); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	defer m.Close()
+	b, err := os.ReadFile(filepath.Join(m.Config.Data, certs.SelfSignedCertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-quic", true),
+		// The exception a person makes for the self-signed certificate.
+		chromedp.Flag("ignore-certificate-errors-spki-list", base64.StdEncoding.EncodeToString(spki[:])),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	do(t, ctx, "open the site over TLS", chromedp.Navigate(m.ProxyTLSURL+"/"), chromedp.WaitVisible(chromedp.CSS("#buy")))
+	proto, err := chromedp.Run(ctx, chromedp.Evaluate[string](`performance.getEntriesByType("navigation")[0].nextHopProtocol`))
+	if err != nil || proto != "h2" {
+		t.Fatalf("page loaded over %q (%v), want h2", proto, err)
+	}
+	recording, err := chromedp.Run(ctx, chromedp.Poll[bool]("!!(window.__loupe && window.__loupe.pv)", chromedp.WithPollingTimeout(10*time.Second)))
+	if err != nil || !recording {
+		t.Fatalf("recorder did not start over TLS: %v", err)
+	}
+	do(t, ctx, "click and leave", chromedp.Click(chromedp.CSS("#buy")), chromedp.Sleep(300*time.Millisecond), chromedp.Navigate("about:blank"))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var list struct{ Sessions []apiSession }
+		getJSON(t, m.AdminURL+"/api/sessions", &list)
+		if len(list.Sessions) == 1 && list.Sessions[0].ClickCount >= 1 {
+			if got := list.Sessions[0].EntryURL; got != m.ProxyTLSURL+"/" {
+				t.Errorf("entry_url %q, want %q", got, m.ProxyTLSURL+"/")
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions after 15 s: %+v; want one with a click", list.Sessions)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
