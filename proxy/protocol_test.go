@@ -12,6 +12,7 @@ import (
 	"log"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
@@ -24,6 +25,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/net/websocket"
+
+	"github.com/loupe-dev/loupe/collector"
+	"github.com/loupe-dev/loupe/store"
 )
 
 // wait bounds how long a test waits for something that should happen at
@@ -59,50 +63,83 @@ var echoCodec = websocket.Codec{
 	},
 }
 
+// discardRequests is a network log that keeps nothing: with one
+// configured, the proxy serves recorded sessions' requests through its
+// logging ResponseWriter.
+type discardRequests struct{}
+
+func (discardRequests) LogRequest(store.Request) {}
+
+// withNetlog configures a network log; recordedSession returns a cookie of
+// a recorded session, whose requests it logs.
+func withNetlog(c *Config) { c.Requests = discardRequests{} }
+
+func recordedSession(tk *collector.Tokens) *http.Cookie {
+	return &http.Cookie{Name: DefaultCookieName, Value: tk.SessionCookie(tk.NewSession())}
+}
+
+// Each protocol test runs plain and through the network log's
+// ResponseWriter wrapper, with a recorded session's cookie.
+var netlogModes = []struct {
+	name string
+	log  bool
+}{{"plain", false}, {"network log", true}}
+
 func TestWebSocketEcho(t *testing.T) {
-	var gotHost string
-	srv, _ := mustProxy(t, websocket.Handler(func(ws *websocket.Conn) {
-		gotHost = ws.Request().Host
-		for {
-			var f frame
-			if err := echoCodec.Receive(ws, &f); err != nil {
-				return
+	for _, mode := range netlogModes {
+		t.Run(mode.name, func(t *testing.T) {
+			srv, tk := mustProxy(t, websocket.Handler(func(ws *websocket.Conn) {
+				for {
+					var f frame
+					if err := echoCodec.Receive(ws, &f); err != nil {
+						return
+					}
+					if err := echoCodec.Send(ws, f); err != nil {
+						return
+					}
+				}
+			}), func(c *Config) {
+				c.Archive = &fakeArchive{}
+				if mode.log {
+					withNetlog(c)
+				}
+			})
+			u, _ := url.Parse(srv.URL)
+			cfg, err := websocket.NewConfig("ws://"+u.Host+"/socket", srv.URL)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if err := echoCodec.Send(ws, f); err != nil {
-				return
+			if mode.log {
+				cfg.Header.Set("Cookie", recordedSession(tk).String())
 			}
-		}
-	}), func(c *Config) { c.Archive = &fakeArchive{} })
-	u, _ := url.Parse(srv.URL)
-	ws, err := websocket.Dial("ws://"+u.Host+"/socket", "", srv.URL)
-	if err != nil {
-		t.Fatalf("dial through the proxy: %v", err)
-	}
-	defer ws.Close()
-	ws.SetDeadline(time.Now().Add(wait))
-	for i, msg := range []string{"hello", strings.Repeat("x", 100<<10), "bye"} {
-		if err := websocket.Message.Send(ws, msg); err != nil {
-			t.Fatalf("send %d: %v", i, err)
-		}
-		var got string
-		if err := websocket.Message.Receive(ws, &got); err != nil {
-			t.Fatalf("receive %d: %v", i, err)
-		}
-		if got != msg {
-			t.Fatalf("message %d: got %d bytes back, want the %d sent", i, len(got), len(msg))
-		}
-	}
-	// Binary frames too.
-	bin := []byte{0, 1, 2, 0xff, 0xfe}
-	if err := websocket.Message.Send(ws, bin); err != nil {
-		t.Fatal(err)
-	}
-	var got []byte
-	if err := websocket.Message.Receive(ws, &got); err != nil || !bytes.Equal(got, bin) {
-		t.Fatalf("binary echo: got %v (%v), want %v", got, err, bin)
-	}
-	if gotHost == "" {
-		t.Error("origin never saw the upgrade")
+			ws, err := websocket.DialConfig(cfg)
+			if err != nil {
+				t.Fatalf("dial through the proxy: %v", err)
+			}
+			defer ws.Close()
+			ws.SetDeadline(time.Now().Add(wait))
+			for i, msg := range []string{"hello", strings.Repeat("x", 100<<10), "bye"} {
+				if err := websocket.Message.Send(ws, msg); err != nil {
+					t.Fatalf("send %d: %v", i, err)
+				}
+				var got string
+				if err := websocket.Message.Receive(ws, &got); err != nil {
+					t.Fatalf("receive %d: %v", i, err)
+				}
+				if got != msg {
+					t.Fatalf("message %d: got %d bytes back, want the %d sent", i, len(got), len(msg))
+				}
+			}
+			// Binary frames too.
+			bin := []byte{0, 1, 2, 0xff, 0xfe}
+			if err := websocket.Message.Send(ws, bin); err != nil {
+				t.Fatal(err)
+			}
+			var got []byte
+			if err := websocket.Message.Receive(ws, &got); err != nil || !bytes.Equal(got, bin) {
+				t.Fatalf("binary echo: got %v (%v), want %v", got, err, bin)
+			}
+		})
 	}
 }
 
@@ -166,12 +203,27 @@ func readEvents(tb testing.TB, c *http.Client, u string, next chan<- struct{}, n
 }
 
 func TestSSEEventByEvent(t *testing.T) {
-	next := make(chan struct{})
-	arch := &fakeArchive{}
-	srv, _ := mustProxy(t, sseOrigin(next, 3), func(c *Config) { c.Archive = arch })
-	resp := readEvents(t, client, srv.URL+"/events", next, 3)
-	if len(resp.Cookies()) != 0 {
-		t.Errorf("got cookies %v on an event stream", resp.Cookies())
+	for _, mode := range netlogModes {
+		t.Run(mode.name, func(t *testing.T) {
+			next := make(chan struct{})
+			srv, tk := mustProxy(t, sseOrigin(next, 3), func(c *Config) {
+				c.Archive = &fakeArchive{}
+				if mode.log {
+					withNetlog(c)
+				}
+			})
+			c := client
+			if mode.log {
+				jar, _ := cookiejar.New(nil)
+				u, _ := url.Parse(srv.URL)
+				jar.SetCookies(u, []*http.Cookie{recordedSession(tk)})
+				c = &http.Client{Transport: client.Transport, Jar: jar}
+			}
+			resp := readEvents(t, c, srv.URL+"/events", next, 3)
+			if len(resp.Cookies()) != 0 {
+				t.Errorf("got cookies %v on an event stream", resp.Cookies())
+			}
+		})
 	}
 }
 
@@ -737,7 +789,7 @@ func TestBrowserThroughProxy(t *testing.T) {
 				w.WriteHeader(http.StatusNoContent)
 			})
 			mux.Handle("/events", sseOrigin(ack, 3))
-			srv, _ := mustProxy(t, mux, nil)
+			srv, _ := mustProxy(t, mux, withNetlog)
 			scheme := "http"
 			if tt.tls {
 				tlsSrv := httptest.NewUnstartedServer(srv.Config.Handler)
