@@ -604,6 +604,34 @@ func TestClientGoneCancelsUpstream(t *testing.T) {
 	}
 }
 
+// A client that hangs up in the middle of a body also ends the upstream
+// request, whether the body streams past or is being rewritten.
+func TestClientGoneMidBodyCancelsUpstream(t *testing.T) {
+	for _, ctype := range []string{"application/octet-stream", "text/html; charset=utf-8"} {
+		t.Run(ctype, func(t *testing.T) {
+			canceled := make(chan error, 1)
+			srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", ctype)
+				io.WriteString(w, "<!doctype html><html><head><title>t</title></head><body>"+strings.Repeat("<p>first part</p>", 4000))
+				http.NewResponseController(w).Flush()
+				<-r.Context().Done()
+				canceled <- r.Context().Err()
+			}), nil)
+			resp, err := client.Get(srv.URL + "/big")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(resp.Body, make([]byte, 1024)); err != nil {
+				t.Fatalf("first bytes: %v", err)
+			}
+			resp.Body.Close() // unread body: the connection is closed
+			if err := recv(t, canceled, "the origin's request to be canceled"); !errors.Is(err, context.Canceled) {
+				t.Errorf("origin's context ended with %v, want context.Canceled", err)
+			}
+		})
+	}
+}
+
 func TestUpstreamErrorPages(t *testing.T) {
 	release := make(chan struct{})
 	t.Cleanup(func() { close(release) })
