@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -66,9 +67,13 @@ type MITM struct {
 	log       *slog.Logger
 	gp        *goproxy.ProxyHttpServer
 	transport *http.Transport
-	conns     *connListener
-	srv       *http.Server
-	done      chan struct{}
+	// tlsConns and plainConns are the hijacked connections whose first
+	// byte starts a TLS handshake, and those that speak plain HTTP inside
+	// the tunnel (Chromium tunnels ws:// through a proxy with CONNECT);
+	// srvTLS and srvPlain serve them.
+	tlsConns, plainConns *connListener
+	srvTLS, srvPlain     *http.Server
+	done                 sync.WaitGroup
 
 	mu    sync.Mutex
 	sites map[string]*Proxy // by upstream origin, "https://shop.example:443"
@@ -98,11 +103,11 @@ func NewMITM(cfg MITMConfig) (*MITM, error) {
 		cfg.DialContext = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	}
 	m := &MITM{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		conns: newConnListener(),
-		done:  make(chan struct{}),
-		sites: map[string]*Proxy{},
+		cfg:        cfg,
+		log:        cfg.Logger,
+		tlsConns:   newConnListener(),
+		plainConns: newConnListener(),
+		sites:      map[string]*Proxy{},
 	}
 	m.transport = &http.Transport{
 		DialContext:     cfg.DialContext,
@@ -136,28 +141,40 @@ func NewMITM(cfg MITMConfig) (*MITM, error) {
 	})
 	m.gp = gp
 
-	m.srv = &http.Server{
-		Handler:           http.HandlerFunc(m.serveIntercepted),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
-		TLSConfig: &tls.Config{
-			MinVersion:     tls.VersionTLS12,
-			GetCertificate: m.certificate,
-			NextProtos:     []string{"h2", "http/1.1"},
-		},
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if tc, ok := c.(*tls.Conn); ok {
-				if ic, ok := tc.NetConn().(*interceptedConn); ok {
-					return context.WithValue(ctx, connectTargetKey{}, ic.target)
-				}
-			}
-			return ctx
-		},
+	connContext := func(ctx context.Context, c net.Conn) context.Context {
+		if tc, ok := c.(*tls.Conn); ok {
+			c = tc.NetConn()
+		}
+		if ic, ok := c.(*interceptedConn); ok {
+			return context.WithValue(ctx, connectTargetKey{}, ic.target)
+		}
+		return ctx
 	}
+	newServer := func() *http.Server {
+		return &http.Server{
+			Handler:           http.HandlerFunc(m.serveIntercepted),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
+			ConnContext:       connContext,
+		}
+	}
+	m.srvTLS, m.srvPlain = newServer(), newServer()
+	m.srvTLS.TLSConfig = &tls.Config{
+		MinVersion:     tls.VersionTLS12,
+		GetCertificate: m.certificate,
+		NextProtos:     []string{"h2", "http/1.1"},
+	}
+	m.done.Add(2)
 	go func() {
-		defer close(m.done)
-		if err := m.srv.ServeTLS(m.conns, "", ""); !errors.Is(err, http.ErrServerClosed) {
+		defer m.done.Done()
+		if err := m.srvTLS.ServeTLS(m.tlsConns, "", ""); !errors.Is(err, http.ErrServerClosed) {
+			m.log.Error("mitm: intercepted connections", "err", err)
+		}
+	}()
+	go func() {
+		defer m.done.Done()
+		if err := m.srvPlain.Serve(m.plainConns); !errors.Is(err, http.ErrServerClosed) {
 			m.log.Error("mitm: intercepted connections", "err", err)
 		}
 	}()
@@ -183,8 +200,8 @@ func (m *MITM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Close ends the intercepted connections and idle upstream connections.
 func (m *MITM) Close() error {
-	err := m.srv.Close()
-	<-m.done
+	err := errors.Join(m.srvTLS.Close(), m.srvPlain.Close())
+	m.done.Wait()
 	m.transport.CloseIdleConnections()
 	return err
 }
@@ -210,15 +227,28 @@ func hostOnly(hostport string) string {
 }
 
 // hijack takes a CONNECT to a recorded host: it confirms the tunnel and
-// hands the connection to the server of intercepted connections, whose TLS
-// shows the host's minted leaf. The browser sends nothing before the 200,
-// so no bytes are left in goproxy's reader.
+// hands the connection to the server of intercepted TLS connections, whose
+// handshake shows the host's minted leaf, or, when the client speaks plain
+// HTTP inside the tunnel, to the plain one. The client sends nothing
+// before the 200, so no bytes are left in goproxy's reader.
 func (m *MITM) hijack(req *http.Request, client net.Conn, _ *goproxy.ProxyCtx) {
 	if _, err := fmt.Fprintf(client, "HTTP/%d.%d 200 Connection established\r\n\r\n", max(req.ProtoMajor, 1), req.ProtoMinor); err != nil {
 		client.Close()
 		return
 	}
-	if !m.conns.push(&interceptedConn{Conn: client, target: req.URL.Host}) {
+	ic := &interceptedConn{Conn: client, target: req.URL.Host, r: bufio.NewReader(client)}
+	client.SetReadDeadline(time.Now().Add(30 * time.Second))
+	first, err := ic.r.Peek(1)
+	client.SetReadDeadline(time.Time{})
+	if err != nil {
+		client.Close()
+		return
+	}
+	to := m.plainConns
+	if first[0] == 0x16 { // a TLS handshake record (RFC 8446 §5.1)
+		to = m.tlsConns
+	}
+	if !to.push(ic) {
 		client.Close()
 	}
 }
@@ -238,7 +268,7 @@ func (m *MITM) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error)
 type connectTargetKey struct{}
 
 // serveIntercepted serves a request inside an intercepted connection with
-// the target host's Proxy.
+// the target host's Proxy, over https when the client spoke TLS to it.
 func (m *MITM) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 	target, _ := r.Context().Value(connectTargetKey{}).(string)
 	// A request inside the tunnel may name another host; recording it under
@@ -250,7 +280,11 @@ func (m *MITM) serveIntercepted(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "421 Misdirected Request: this connection is for", hostOnly(target))
 		return
 	}
-	m.site("https", target).ServeHTTP(w, r)
+	scheme := "https"
+	if r.TLS == nil {
+		scheme = "http"
+	}
+	m.site(scheme, target).ServeHTTP(w, r)
 }
 
 // site returns the Proxy for an upstream origin, made on first use.
@@ -286,11 +320,14 @@ func (m *MITM) site(scheme, hostport string) http.Handler {
 }
 
 // interceptedConn is a hijacked client connection and the host:port its
-// CONNECT named.
+// CONNECT named; reads go through r, which holds the peeked first byte.
 type interceptedConn struct {
 	net.Conn
 	target string
+	r      *bufio.Reader
 }
+
+func (c *interceptedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // connListener is a net.Listener of the connections hijack pushes.
 type connListener struct {

@@ -1,9 +1,11 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -279,5 +281,43 @@ func TestMITMConfig(t *testing.T) {
 		if got := m.recorded(host); got != want {
 			t.Errorf("recorded(%q) = %v, want %v", host, got, want)
 		}
+	}
+}
+
+// TestMITMPlainHTTPInTunnel: a client that speaks plain HTTP inside a
+// CONNECT tunnel to a recorded host (as Chromium does for ws:// through a
+// proxy) is served over http, injected, with no TLS handshake.
+func TestMITMPlainHTTPInTunnel(t *testing.T) {
+	rg := newMITMRig(t, nil)
+	conn, err := net.Dial("tcp", rg.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	target := "plain.test:" + portOf(rg.plain.URL)
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+target+"/", nil)
+	if err := req.Write(conn); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.ReadResponse(br, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "recorder.js") {
+		t.Fatalf("got %d %q, want the injected page", resp.StatusCode, body)
+	}
+	if strings.Contains(resp.Header.Get("Set-Cookie"), "Secure") {
+		t.Errorf("Set-Cookie %q over plain http, want no Secure", resp.Header.Get("Set-Cookie"))
+	}
+	if rg.minter.Minted() != 0 {
+		t.Errorf("minted %d leaves for a plain tunnel", rg.minter.Minted())
 	}
 }
