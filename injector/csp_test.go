@@ -2,6 +2,7 @@ package injector
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -96,6 +97,43 @@ func TestRewriteMetaCSP(t *testing.T) {
 			want := strings.Replace(tt.want, "TAG", string(in.ScriptTag(tt.page)), 1)
 			if got := out.String(); got != want {
 				t.Errorf("Rewrite(%s)\n got %s\nwant %s", tt.in, got, want)
+			}
+		})
+	}
+}
+
+// TestRewriteMetaCSPBeforeTag: a <meta> declaring both charset and policy
+// precedes the tag and governs it; without a nonce from the caller, the tag
+// gets one of its own where the policy needs it.
+func TestRewriteMetaCSPBeforeTag(t *testing.T) {
+	in := mustNew(t, Config{})
+	page := cspPage
+	page.CSP.Nonce = ""
+	tests := []struct {
+		name, in string
+		nonce    bool
+	}{
+		{"strict-dynamic", `<head><meta charset=utf-8 http-equiv=Content-Security-Policy content="script-src 'nonce-a' 'strict-dynamic'"><title>x</title>`, true},
+		{"unsafe-inline", `<head><meta charset=utf-8 http-equiv=Content-Security-Policy content="script-src 'unsafe-inline'"><title>x</title>`, false},
+		{"after the tag", `<head><meta http-equiv=Content-Security-Policy content="script-src 'nonce-a' 'strict-dynamic'"><title>x</title>`, false},
+	}
+	nonce := regexp.MustCompile(` nonce="([A-Za-z0-9_-]{22})"></script>`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if err := in.Rewrite(&out, strings.NewReader(tt.in), page); err != nil {
+				t.Fatal(err)
+			}
+			m := nonce.FindStringSubmatch(out.String())
+			if (m != nil) != tt.nonce {
+				t.Fatalf("tag nonce %q, want one: %v\n%s", m, tt.nonce, out.String())
+			}
+			if m != nil && !strings.Contains(out.String(), `content="script-src &#39;nonce-a&#39; &#39;strict-dynamic&#39; &#39;nonce-`+m[1]+`&#39;"`) {
+				t.Errorf("meta lacks the tag's nonce %s:\n%s", m[1], out.String())
+			}
+			// The tag follows the charset meta, and is whole.
+			if tt.nonce && !strings.Contains(out.String(), `&#39;"><script src="/__loupe/recorder.js" defer data-loupe="`) {
+				t.Errorf("tag not right after the meta:\n%s", out.String())
 			}
 		})
 	}

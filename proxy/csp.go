@@ -1,8 +1,6 @@
 package proxy
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"net/http"
 
 	"github.com/loupe-dev/loupe/injector/csp"
@@ -21,21 +19,23 @@ var cspHeaders = []string{"Content-Security-Policy", "Content-Security-Policy-Re
 // the tag is written before any <meta> policy (it follows <head> and a
 // charset <meta> only), and a meta policy governs only what is fetched
 // after it (CSP3 §3.3), so there the recorder's uploads need a source, never
-// its script a nonce. The exception, one <meta> declaring both charset and
-// policy, is left uncovered.
+// its script a nonce. (The exception, one <meta> declaring both charset and
+// policy, which the tag follows, the injector handles itself.)
 //
 // If the body is then sent as the origin sent it after all, the adjusted
 // headers only allow a nonce no element carries and Loupe's own two URLs.
 func (p *Proxy) recorderCSP(resp *http.Response) csp.Recorder {
-	var r csp.Recorder
+	host, scheme := publicHost(resp.Request)
+	// Scheme is always set: a zero Recorder would leave <meta> policies
+	// unadjusted.
+	r := csp.Recorder{Scheme: scheme}
 	h := resp.Header
 	for _, k := range cspHeaders {
 		if len(h.Values(k)) > 0 {
-			r.Nonce = newNonce()
+			r.Nonce = csp.NewNonce()
 			break
 		}
 	}
-	host, scheme := publicHost(resp.Request)
 	if sourceSafe(host, false) && sourceSafe(p.cfg.Prefix, true) {
 		// A source naming exactly the recorder's URL (and the ingest's)
 		// admits nothing else of the site, where 'self' would. Where the
@@ -44,7 +44,6 @@ func (p *Proxy) recorderCSP(resp *http.Response) csp.Recorder {
 		origin := scheme + "://" + host
 		r.Script = origin + p.cfg.Prefix + "recorder.js"
 		r.Connect = origin + p.cfg.Prefix + "ingest"
-		r.Scheme = scheme
 	}
 	for _, k := range cspHeaders {
 		vals := h.Values(k)
@@ -58,14 +57,6 @@ func (p *Proxy) recorderCSP(resp *http.Response) csp.Recorder {
 		h[k] = adjusted
 	}
 	return r
-}
-
-// newNonce returns 128 random bits in base64url, a CSP base64-value
-// (CSP3 §2.3.1) that needs no escaping in an HTML attribute.
-func newNonce() string {
-	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // sourceSafe reports whether s may go into a CSP host-source as a host

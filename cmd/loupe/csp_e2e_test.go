@@ -21,6 +21,9 @@ type cspCase struct {
 	header     string // Content-Security-Policy header; "" for none
 	reportOnly string // Content-Security-Policy-Report-Only header; "" for none
 	meta       string // <meta http-equiv="Content-Security-Policy">; "" for none
+	// metaCharset: the meta also declares the charset, so the recorder's
+	// tag follows it and its policy governs the tag.
+	metaCharset bool
 	// inline: the site's scripts carry no nonce (its policy allows
 	// 'unsafe-inline'), and it loads no external script of its own.
 	inline bool
@@ -40,6 +43,7 @@ var cspCases = []cspCase{
 	// uploads, not its tag, which comes first.
 	{name: "meta nonce and strict-dynamic", noConnect: true,
 		meta: "script-src 'nonce-abc' 'strict-dynamic'; object-src 'none'; base-uri 'none'; connect-src 'none'"},
+	{name: "meta with charset before the tag", meta: strictCSP, metaCharset: true},
 	{name: "unsafe-inline only", header: "default-src 'self'; script-src 'unsafe-inline'; connect-src 'none'", inline: true, noConnect: true},
 	{name: "trusted types", tt: true,
 		header: "script-src 'nonce-abc' 'strict-dynamic'; object-src 'none'; base-uri 'none'; require-trusted-types-for 'script'; trusted-types 'none'"},
@@ -58,7 +62,11 @@ func (c cspCase) page() string {
 	var b strings.Builder
 	b.WriteString("<!doctype html><html><head>")
 	if c.meta != "" {
-		b.WriteString(`<meta http-equiv="Content-Security-Policy" content="` + c.meta + `">`)
+		charset := ""
+		if c.metaCharset {
+			charset = `charset="utf-8" `
+		}
+		b.WriteString(`<meta ` + charset + `http-equiv="Content-Security-Policy" content="` + c.meta + `">`)
 	}
 	b.WriteString(`<script` + n + `>
 window.__v = [];

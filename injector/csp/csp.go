@@ -24,6 +24,8 @@
 package csp
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"strings"
 )
 
@@ -53,6 +55,15 @@ type Recorder struct {
 	// scheme-source (https:) count as already allowing the recorder. If
 	// empty, only 'self', * and the exact Script or Connect source do.
 	Scheme string
+}
+
+// NewNonce returns a fresh nonce for Recorder.Nonce: 128 random bits in
+// base64url, a CSP base64-value (CSP3 §2.3.1) that needs no escaping in an
+// HTML attribute.
+func NewNonce() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Header returns the value of a Content-Security-Policy or
