@@ -6,13 +6,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/loupe-dev/loupe/collector"
 )
@@ -349,5 +354,93 @@ func TestAssetWanterSkipsSitesNotArchiving(t *testing.T) {
 	}
 	if w := assetWanter(sc.Sites[:1], &log); w != collector.AssetWanter(&log) {
 		t.Errorf("with every site archiving, got %T, want the archiver itself", w)
+	}
+}
+
+// TestSitesInChromium: in a real browser, two sites behind one Loupe by
+// host name are each recorded as their own session, under their own
+// host, and a page of an excluded path runs no recorder.
+func TestSitesInChromium(t *testing.T) {
+	chromium := requireBrowser(t)
+	origin := func(title string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			fmt.Fprintf(w, `<!doctype html><html><head><title>%s</title></head><body><h1>%s %s</h1><button>ok</button></body></html>`, title, title, r.URL.Path)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	file := filepath.Join(t.TempDir(), "sites.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf(`sites:
+  - name: a
+    hosts: [a.test]
+    upstream: %s
+  - name: b
+    hosts: ["*.b.test"]
+    upstream: %s
+    exclude: ["/private/**"]
+`, origin("Site A"), origin("Site B"))), 0o600)
+	m := &Main{
+		Config: Config{SitesFile: file, Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Data: t.TempDir()},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if err := m.Open(context.Background()); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(m.ProxyURL, "http://"))
+
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("host-resolver-rules", "MAP a.test 127.0.0.1, MAP *.b.test 127.0.0.1"),
+		chromedp.UserDataDir(t.TempDir()),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // start the browser outside any step's timeout
+		t.Fatalf("start chromium: %v", err)
+	}
+
+	recorderRuns := func(url string) bool {
+		t.Helper()
+		do(t, ctx, "open "+url, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS("h1")))
+		ok, err := chromedp.Run(ctx, chromedp.Poll[bool]("!!(window.__loupe && window.__loupe.pv)", chromedp.WithPollingTimeout(3*time.Second)))
+		return err == nil && ok
+	}
+	a := "http://a.test:" + port
+	b := "http://www.b.test:" + port
+	if !recorderRuns(a + "/") {
+		t.Fatal("no recorder on site A")
+	}
+	do(t, ctx, "click", chromedp.Click(chromedp.CSS("button")), chromedp.Sleep(300*time.Millisecond))
+	if recorderRuns(b + "/private/account") {
+		t.Error("a recorder runs on site B's excluded path")
+	}
+	if !recorderRuns(b + "/") {
+		t.Fatal("no recorder on site B")
+	}
+	do(t, ctx, "leave", chromedp.Sleep(300*time.Millisecond), chromedp.Navigate("about:blank"))
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var list struct{ Sessions []apiSession }
+		getJSON(t, m.AdminURL+"/api/sessions", &list)
+		var entries []string
+		for _, s := range list.Sessions {
+			entries = append(entries, s.EntryURL)
+		}
+		slices.Sort(entries)
+		if len(entries) == 2 && entries[0] == a+"/" && entries[1] == b+"/" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sessions entered at %q, want one at %s/ and one at %s/", entries, a, b)
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
