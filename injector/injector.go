@@ -70,6 +70,12 @@ type Config struct {
 	// (rrweb's maskTextSelector). If nil, no text is masked by selector.
 	MaskTextSelectors []string
 
+	// UserSelector is a CSS selector list of the element whose text names
+	// the visitor (collector.UserRules.DOMSelector): the recorder reads it
+	// once the element appears and sends it as a "loupe/user" event. If
+	// empty, the recorder looks for none.
+	UserSelector string
+
 	// RecorderVersion, if set, is added to the recorder's URL as ?v=, so a
 	// browser that cached an older bundle fetches the new one.
 	RecorderVersion string
@@ -81,6 +87,7 @@ type Injector struct {
 	block     []cascadia.SelectorGroup
 	blockList string // BlockSelectors joined by ", ", for the recorder
 	maskList  string // MaskTextSelectors joined by ", "
+	userSel   string // UserSelector
 	tagStart  []byte // `<script src="…" defer data-loupe="`
 	maxBuf    int    // largest token held in memory; tests lower it
 
@@ -133,6 +140,12 @@ func New(cfg Config) (*Injector, error) {
 	}
 	in.blockList = strings.Join(blockSel, ", ")
 	in.maskList = strings.Join(cfg.MaskTextSelectors, ", ")
+	if cfg.UserSelector != "" {
+		if _, err := compile(cfg.UserSelector); err != nil {
+			return nil, fmt.Errorf("user selector %q: %w", cfg.UserSelector, err)
+		}
+		in.userSel = cfg.UserSelector
+	}
 	src := prefix + "recorder.js"
 	if cfg.RecorderVersion != "" {
 		src += "?v=" + url.QueryEscape(cfg.RecorderVersion)
@@ -220,6 +233,10 @@ type recorderConfig struct {
 	Block string `json:"block"`
 	// MaskText is rrweb's maskTextSelector, joined the same way; "" for none.
 	MaskText string `json:"maskText"`
+	// User is the selector of the element naming the visitor; omitted if
+	// none (added 2026-11, still version 1: the recorder treats it as
+	// optional).
+	User string `json:"user,omitempty"`
 }
 
 // ScriptTag returns the tag Rewrite inserts:
@@ -236,6 +253,7 @@ func (in *Injector) ScriptTag(p Page) []byte {
 		Ingest:   in.prefix + "ingest",
 		Block:    in.blockList,
 		MaskText: in.maskList,
+		User:     in.userSel,
 	})
 	if err != nil {
 		// Only strings and an int: Marshal cannot fail.

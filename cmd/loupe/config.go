@@ -58,6 +58,13 @@ type Config struct {
 	// Forwarded headers the proxy passes on to the upstream. If empty, the
 	// client is the TCP peer.
 	TrustedProxies string
+	// UserIDRules say where the proxy finds a visitor's user id or email
+	// (collector.ParseUserRules: cookie:NAME, header:NAME,
+	// jwt:COOKIE:CLAIM, dom:SELECTOR), each element one or more
+	// comma-separated rules; --user-id may be repeated, and LOUPE_USER_ID
+	// adds to it. If empty, users are not identified.
+	UserIDRules []string
+
 	// PreserveHost sends visitors' Host header to the upstream; if false
 	// the upstream's own host is sent and redirects and cookie domains
 	// naming it are mapped back.
@@ -143,6 +150,7 @@ func (c *Config) flags(fs *flag.FlagSet, r roles) error {
 		fs.StringVar(&c.Listen, "listen", defaultListen, "address visitors reach the site on")
 		c.tlsFlags(fs)
 		fs.BoolVar(&c.PreserveHost, "preserve-host", false, "send visitors' Host header to the upstream instead of the upstream's own host")
+		fs.Var((*stringList)(&c.UserIDRules), "user-id", "`rules` finding a visitor's user id: cookie:NAME, header:NAME, jwt:COOKIE:CLAIM (decoded, not verified) or dom:SELECTOR; comma-separated or repeated")
 	} else if r.has(roleCollector) {
 		fs.StringVar(&c.Listen, "listen", defaultCollectorListen, "address of the ingest endpoint, POST /__loupe/ingest")
 	}
@@ -270,4 +278,23 @@ func (c *Config) limits() collector.Limits {
 // isPostgres reports whether Database names PostgreSQL.
 func (c *Config) isPostgres() bool {
 	return strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://")
+}
+
+// stringList is a flag.Value each use of which adds to the list.
+type stringList []string
+
+func (l *stringList) String() string { return strings.Join(*l, ",") }
+
+func (l *stringList) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// userRules parses --user-id.
+func (c *Config) userRules() (collector.UserRules, error) {
+	rules, err := collector.ParseUserRules(c.UserIDRules...)
+	if err != nil {
+		return nil, usageError{"--user-id: " + err.Error()}
+	}
+	return rules, nil
 }

@@ -49,6 +49,8 @@ type Main struct {
 	tok  *collector.Tokens
 	db   store.Store
 	arch *archive.Archiver // nil when archiving is off
+	// netlog delivers the proxy's network log; nil when no proxy runs.
+	netlog *proxy.RequestQueue
 	// stopRetention ends asset retention's loop; nil if none runs.
 	stopRetention func()
 	now           func() time.Time // the clock; nil means time.Now
@@ -167,6 +169,12 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 		Logger:     m.Logger,
 	}
 	pc.TrustedProxies, pc.PreserveHost = trusted, m.Config.PreserveHost
+	if pc.UserRules, err = m.Config.userRules(); err != nil {
+		return nil, err
+	}
+	if pc.Requests, err = m.requestLog(coll, tokens); err != nil {
+		return nil, err
+	}
 	var arch *archive.Archiver
 	switch {
 	case m.Config.NoArchive:
@@ -183,6 +191,29 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 		}
 	}
 	return m.siteHandler(sites, pc, arch)
+}
+
+// requestLog returns the queue delivering the proxy's network log: to the
+// store, or, with --collector, to that collector's network log route.
+func (m *Main) requestLog(coll *url.URL, tokens *collector.Tokens) (proxy.RequestLogger, error) {
+	var sink proxy.RequestSink
+	if coll != nil {
+		sink = &collector.RequestClient{
+			URL:    coll.JoinPath(injector.DefaultPrefix, "requests").String(),
+			Tokens: tokens,
+			Client: &http.Client{Timeout: 10 * time.Second},
+		}
+	} else if rs, ok := m.db.(store.RequestStore); ok {
+		sink = rs
+	} else {
+		return nil, nil
+	}
+	q, err := proxy.NewRequestQueue(proxy.QueueConfig{Sink: sink, Logger: m.Logger})
+	if err != nil {
+		return nil, err
+	}
+	m.netlog = q
+	return q, nil
 }
 
 // collector returns the ingest handler over the store.
@@ -222,6 +253,10 @@ func (m *Main) collectorRoutes(ingest http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	// The collector answers 405 for other methods itself, with Allow.
 	mux.Handle(injector.DefaultPrefix+"ingest", ingest)
+	if rs, ok := m.db.(store.RequestStore); ok {
+		// Proxies elsewhere post their network log here, signed.
+		mux.Handle("POST "+injector.DefaultPrefix+"requests", &collector.RequestsHandler{Store: rs, Tokens: m.tok, Logger: m.Logger})
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
@@ -309,6 +344,12 @@ func (m *Main) Close() error {
 		}()
 	}
 	wg.Wait()
+	// The last requests' entries are delivered before the store closes.
+	if m.netlog != nil {
+		m.netlog.Close()
+		st := m.netlog.Stats()
+		m.Logger.Info("network log", "sent", st.Sent, "dropped", st.Dropped, "failed", st.Failed)
+	}
 	// Captures of the last responses are stored before the store closes.
 	if m.arch != nil {
 		errs = append(errs, m.arch.Close())

@@ -500,6 +500,7 @@ func (m *Main) siteHandler(sites []*site, base proxy.Config, arch *archive.Archi
 			BlockSelectors:    append(slices.Clone(injector.DefaultBlockSelectors), s.Block...),
 			MaskTextSelectors: s.MaskText,
 			RecorderVersion:   recorder.Version(recorder.JS()),
+			UserSelector:      base.UserRules.DOMSelector(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("site %q: injector: %w", s.Name, err)

@@ -19,6 +19,8 @@ export interface Config {
   block: string;
   /** CSS selector list of elements whose text is masked; "" for none. */
   maskText: string;
+  /** CSS selector of the element naming the visitor (user.ts); "" for none. */
+  user: string;
 }
 
 /**
@@ -58,7 +60,10 @@ export function readConfig(): Config | null {
   // rrweb calls element.matches() with these; a bad selector would throw on
   // every node. A privacy rule that cannot be applied means no recording.
   if (!validSelector(block) || !validSelector(maskText)) return null;
-  return { v: 1, pv, token, ingest, block, maskText };
+  // An unusable user selector costs the session its user id, not its
+  // recording.
+  const user = str('user') ?? '';
+  return { v: 1, pv, token, ingest, block, maskText, user: validSelector(user) ? user : '' };
 }
 
 function validSelector(s: string): boolean {

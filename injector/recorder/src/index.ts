@@ -10,6 +10,7 @@ import { readConfig } from './config';
 import { encodeEvent } from './split';
 import { Uploader } from './uploader';
 import { pageHidden, watchSignals } from './signals';
+import { watchUser } from './user';
 
 declare global {
   interface Window {
@@ -148,6 +149,8 @@ function start(): void {
   guard(() => {
     stopSignals = watchSignals(cfg.ingest, { mask: cfg.maskText, block: cfg.block });
   });
+  let stopUser = noop;
+  guard(() => (stopUser = watchUser(cfg.user)));
 
   window.addEventListener('error', onError);
   window.addEventListener('unhandledrejection', onRejection);
@@ -160,6 +163,7 @@ function start(): void {
     guard(() => {
       stopRecording();
       stopSignals();
+      stopUser();
       clearInterval(timer);
       window.removeEventListener('error', onError);
       window.removeEventListener('unhandledrejection', onRejection);
