@@ -45,17 +45,21 @@ func portOf(u string) string {
 }
 
 // newMITMRig starts origins and a MITM recording example.com and
-// plain.test. mod may change the config.
-func newMITMRig(t *testing.T, mod func(*MITMConfig)) *mitmRig {
+// plain.test. The TLS origin serves a page, or tlsOrigin if not nil; mod
+// may change the config.
+func newMITMRig(t *testing.T, tlsOrigin http.Handler, mod func(*MITMConfig)) *mitmRig {
 	t.Helper()
 	rg := &mitmRig{}
 	html := func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		io.WriteString(w, page)
 	}
+	if tlsOrigin == nil {
+		tlsOrigin = http.HandlerFunc(html)
+	}
 	rg.origin = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rg.hits.Add(1)
-		html(w, r)
+		tlsOrigin.ServeHTTP(w, r)
 	}))
 	t.Cleanup(rg.origin.Close)
 	rg.plain = httptest.NewServer(http.HandlerFunc(html))
@@ -140,7 +144,7 @@ func mustDo(t *testing.T, c *http.Client, req *http.Request) (*http.Response, st
 }
 
 func TestMITMRecordsAllowlistedHost(t *testing.T) {
-	rg := newMITMRig(t, nil)
+	rg := newMITMRig(t, nil, nil)
 	c := rg.client(rg.ca.Pool())
 	req, _ := http.NewRequest(http.MethodGet, rg.originURL(), nil)
 	resp, body := mustDo(t, c, req)
@@ -186,7 +190,7 @@ func TestMITMRecordsAllowlistedHost(t *testing.T) {
 }
 
 func TestMITMTunnelsOtherHosts(t *testing.T) {
-	rg := newMITMRig(t, nil)
+	rg := newMITMRig(t, nil, nil)
 	// 127.0.0.1 is not on the list: the browser talks TLS with the origin
 	// itself, so it must trust the origin, not Loupe.
 	roots := x509.NewCertPool()
@@ -206,7 +210,7 @@ func TestMITMTunnelsOtherHosts(t *testing.T) {
 
 func TestMITMRefusesUntrustedUpstream(t *testing.T) {
 	// The upstream's certificate is not signed by any root the MITM trusts.
-	rg := newMITMRig(t, func(c *MITMConfig) { c.RootCAs = x509.NewCertPool() })
+	rg := newMITMRig(t, nil, func(c *MITMConfig) { c.RootCAs = x509.NewCertPool() })
 	req, _ := http.NewRequest(http.MethodGet, rg.originURL(), nil)
 	resp, body := mustDo(t, rg.client(rg.ca.Pool()), req)
 	if resp.StatusCode != http.StatusBadGateway {
@@ -218,7 +222,7 @@ func TestMITMRefusesUntrustedUpstream(t *testing.T) {
 }
 
 func TestMITMMintsOnceForConcurrentConnects(t *testing.T) {
-	rg := newMITMRig(t, nil)
+	rg := newMITMRig(t, nil, nil)
 	const n = 8
 	var wg sync.WaitGroup
 	start := make(chan struct{})
@@ -288,7 +292,7 @@ func TestMITMConfig(t *testing.T) {
 // CONNECT tunnel to a recorded host (as Chromium does for ws:// through a
 // proxy) is served over http, injected, with no TLS handshake.
 func TestMITMPlainHTTPInTunnel(t *testing.T) {
-	rg := newMITMRig(t, nil)
+	rg := newMITMRig(t, nil, nil)
 	conn, err := net.Dial("tcp", rg.proxyURL.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -319,5 +323,57 @@ func TestMITMPlainHTTPInTunnel(t *testing.T) {
 	}
 	if rg.minter.Minted() != 0 {
 		t.Errorf("minted %d leaves for a plain tunnel", rg.minter.Minted())
+	}
+}
+
+// TestMITMWebSocket: a WebSocket upgrade to a recorded host passes through
+// the intercepted TLS connection and carries bytes both ways.
+func TestMITMWebSocket(t *testing.T) {
+	// The TLS origin echoes after a 101.
+	rg := newMITMRig(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			http.Error(w, "want an upgrade", http.StatusBadRequest)
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(conn, brw)
+	}), nil)
+	target := "example.com:" + portOf(rg.origin.URL)
+	conn, err := net.Dial("tcp", rg.proxyURL.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, target)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: http.MethodConnect})
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	tc := tls.Client(conn, &tls.Config{ServerName: "example.com", RootCAs: rg.ca.Pool(), NextProtos: []string{"http/1.1"}})
+	req, _ := http.NewRequest(http.MethodGet, "https://"+target+"/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	if err := req.Write(tc); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(tc)
+	resp, err = http.ReadResponse(br, req)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v, want 101", resp, err)
+	}
+	for _, msg := range []string{"ping", "pong and more"} {
+		io.WriteString(tc, msg)
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(br, got); err != nil || string(got) != msg {
+			t.Fatalf("echo: got %q (%v), want %q", got, err, msg)
+		}
 	}
 }

@@ -62,7 +62,8 @@ func runMITM(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(opts.Record) == 0 {
 		return usageError{"--record-host is required: the hosts to record (e.g. shop.example,*.shop.example)"}
 	}
-	m := &Main{Config: cfg, Roles: roleCollector | roleReplayer, Logger: newLogger(stderr)}
+	// Every role runs here: the proxy (forward), the collector and the replayer.
+	m := &Main{Config: cfg, Roles: allRoles, Logger: newLogger(stderr)}
 	mitm, err := m.openMITM(ctx, opts)
 	if err != nil {
 		m.Close()

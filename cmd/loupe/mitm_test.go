@@ -87,7 +87,7 @@ func startMITM(t *testing.T, handler http.Handler) *mitmRig {
 	var d net.Dialer
 	m := &Main{
 		Config: Config{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Data: data},
-		Roles:  roleCollector | roleReplayer,
+		Roles:  allRoles,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	mitm, err := m.openMITM(context.Background(), mitmOptions{
@@ -146,7 +146,7 @@ func TestMITMCommandServes(t *testing.T) {
 	// The same origin without --upstream-ca: its certificate is untrusted.
 	data := t.TempDir()
 	certs.InitCA(data, nil)
-	m := &Main{Config: Config{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Data: data}, Roles: roleCollector | roleReplayer,
+	m := &Main{Config: Config{Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Data: data}, Roles: allRoles,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ou, _ := url.Parse(rg.origin.URL)
 	mitm, err := m.openMITM(context.Background(), mitmOptions{Record: []string{"example.com"},
