@@ -252,7 +252,7 @@ func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 		if err == nil {
 			return v
 		}
-		if tctx.Err() == nil && strings.Contains(err.Error(), "Cannot find context") {
+		if tctx.Err() == nil && navigated(err) {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
@@ -345,7 +345,8 @@ func TestUIFiltersInURL(t *testing.T) {
 	// history.back, not chromedp.NavigateBack: a page restored from the
 	// back/forward cache fires no load event to wait for.
 	run(t, ctx, "back", chromedp.Evaluate[chromedp.Void](`history.back()`))
-	run(t, ctx, "restored", chromedp.Poll[bool](`location.search.includes('cursor=page-2') && document.querySelector('input[name=browser]')?.value === 'Chrome' && !!document.querySelector('tr[data-session]')`))
+	waitTrue(t, ctx, "Back restores the filter and its results",
+		`location.search.includes('cursor=page-2') && document.querySelector('input[name=browser]')?.value === 'Chrome' && !!document.querySelector('tr[data-session]')`)
 
 	// A bad filter's 400 message reaches the page, beside the form.
 	run(t, ctx, "bad filter", chromedp.Navigate(hs.URL+"/?min_pages=many"))
@@ -361,6 +362,36 @@ func TestUIFiltersInURL(t *testing.T) {
 	run(t, ctx, "sort tabs", chromedp.Navigate(hs.URL+"/?sort=duration"))
 	if got := run(t, ctx, "current tab", chromedp.Poll[string](`document.querySelector('.tab--current')?.dataset.sort || false`)); got != "duration" {
 		t.Errorf("current tab %q, want duration", got)
+	}
+}
+
+// navigated reports whether err means that a navigation replaced the page
+// while an action ran on it.
+func navigated(err error) bool {
+	for _, s := range []string{"Cannot find context", "Inspected target navigated", "Execution context was destroyed"} {
+		if strings.Contains(err.Error(), s) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitTrue evaluates expr until it is true. Unlike chromedp.Poll it also
+// works on a page restored from the back/forward cache, where a poll
+// started before the restore never answers.
+func waitTrue(t *testing.T, ctx context.Context, what, expr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 1500)`))
+			t.Fatalf("%s: still false after 10 s (%v)\npage: %s", what, err, page)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

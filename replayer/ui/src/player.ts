@@ -330,11 +330,21 @@ function drawTimeline(bar: HTMLElement, items: Item[], clock: Clock): { at(ms: n
   const head = h('div', { class: 'timeline__head' });
   const track = h('div', { class: 'timeline__track' });
   bar.replaceChildren(track, head);
+  // Signals at about the same moment (an error click and its JS error)
+  // take the second lane rather than hide each other.
+  const lanes = [-Infinity, -Infinity];
   for (const it of items) {
     if (!MARKER_KINDS.has(it.kind)) continue;
+    const pct = Math.min(100, (100 * it.at) / total);
+    let lane = '';
+    if (PROBLEM_KINDS.has(it.kind)) {
+      const i = pct - lanes[0] >= 1.5 ? 0 : pct - lanes[1] >= 1.5 ? 1 : 0;
+      lanes[i] = pct;
+      lane = ` marker--problem marker--lane${i}`;
+    }
     const m = h('button', {
       type: 'button',
-      class: `marker marker--${it.kind}${PROBLEM_KINDS.has(it.kind) ? ' marker--problem' : ''}`,
+      class: `marker marker--${it.kind}${lane}`,
       'data-kind': it.kind,
       'data-at': String(Math.round(it.at)),
       title: `${duration(it.at)} · ${it.title}${it.detail ? ': ' + it.detail : ''}`,
@@ -342,7 +352,7 @@ function drawTimeline(bar: HTMLElement, items: Item[], clock: Clock): { at(ms: n
     });
     // CSSOM, not a style attribute: the CSP forbids none of it, and it is
     // never parsed from a string.
-    m.style.left = `${Math.min(100, (100 * it.at) / total)}%`;
+    m.style.left = `${pct}%`;
     m.addEventListener('click', (e) => {
       e.stopPropagation();
       clock.seek(it.at);

@@ -188,7 +188,9 @@ function filterForm(query: URLSearchParams): HTMLElement {
 
   const form = h(
     'form',
-    { class: 'filters card', method: 'get', action: '/', role: 'search' },
+    // autocomplete=off also stops the browser restoring typed values on
+    // Back, which would show a filter the URL does not hold.
+    { class: 'filters card', method: 'get', action: '/', role: 'search', autocomplete: 'off' },
     h(
       'div',
       { class: 'filters__grid' },
