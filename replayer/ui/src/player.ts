@@ -209,7 +209,7 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
   const markers = drawTimeline(bar, items, clock);
   const list = eventsPanel(items, clock, timelineNote);
   const consoleList = consolePanel(items, evs, clock);
-  const net = networkPanel(reqs, reqErr, toPlayer, startMs, clock);
+  const net = networkPanel(reqs, reqErr, toPlayer, clock);
   const notes = notesPanel(id, clock);
   side.append(tabs([
     ['events', `Events (${list.count})`, list.el],
@@ -484,7 +484,7 @@ function bytes(n: number): string {
 }
 
 /** networkPanel shows the proxy's log of the session's requests. */
-function networkPanel(reqs: NetRequest[] | null, err: string, toPlayer: (ms: number) => number, _start: number, clock: Clock) {
+function networkPanel(reqs: NetRequest[] | null, err: string, toPlayer: (ms: number) => number, clock: Clock) {
   if (!reqs) {
     return {
       el: h('div', { class: 'panel panel--network' }, h('p', { class: 'panel__empty' }, `The network log is unavailable: ${err}`)),
