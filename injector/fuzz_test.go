@@ -123,50 +123,58 @@ func FuzzInject(f *testing.F) {
 			t.Fatalf("got %d recorder tags, want %d\noutput %q", got, want, out.Bytes())
 		}
 
-		// Plain tokenizer: the output is still HTML it reads to EOF.
-		z := html.NewTokenizer(bytes.NewReader(out.Bytes()))
-		for z.Next() != html.ErrorToken {
-		}
-		if err := z.Err(); err != io.EOF {
-			t.Fatalf("tokenize output: got error %v, want EOF", err)
-		}
-
-		inToks, inErr := tokenize(t, doc)
-		outToks, outErr := tokenize(t, out.Bytes())
-		if inErr != io.EOF || outErr != io.EOF {
-			t.Fatalf("got errors %v, %v, want EOF", inErr, outErr)
-		}
-		// Drop the inserted tag (its start and end) from the output.
-		i := 0
-		for j := 0; j < len(outToks); j++ {
-			o := outToks[j]
-			if o.tt == html.StartTagToken && o.name == "script" && len(o.attr) == 3 && o.attr[2].Key == "data-loupe" &&
-				j+1 < len(outToks) && outToks[j+1].tt == html.EndTagToken {
-				if i < len(inToks) && sameTag(inToks[i], o) {
-					// The page's own identical tag; keep matching.
-				} else {
-					j++
-					continue
-				}
-			}
-			if i >= len(inToks) {
-				t.Fatalf("output token %d %+v is extra\ninput  %q\noutput %q", j, o, doc, out.Bytes())
-			}
-			want := inToks[i]
-			ok := false
-			switch want.tt {
-			case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
-				ok = sameTag(want, o)
-			default:
-				ok = o.tt == want.tt && o.raw == want.raw
-			}
-			if !ok {
-				t.Fatalf("token %d: got %+v, want %+v\ninput  %q\noutput %q", i, o, want, doc, out.Bytes())
-			}
-			i++
-		}
-		if i != len(inToks) {
-			t.Fatalf("output lost input tokens from %d: %+v\ninput  %q\noutput %q", i, inToks[i:], doc, out.Bytes())
-		}
+		checkTokens(t, doc, out.Bytes())
 	})
+}
+
+// checkTokens fails unless out, Rewrite's output for doc, is HTML the
+// tokenizer reads to EOF and holds every token of doc, in order, plus the
+// recorder tag, with at most a mark added to a class.
+func checkTokens(t *testing.T, doc, out []byte) {
+	t.Helper()
+	// Plain tokenizer: the output is still HTML it reads to EOF.
+	z := html.NewTokenizer(bytes.NewReader(out))
+	for z.Next() != html.ErrorToken {
+	}
+	if err := z.Err(); err != io.EOF {
+		t.Fatalf("tokenize output: got error %v, want EOF", err)
+	}
+
+	inToks, inErr := tokenize(t, doc)
+	outToks, outErr := tokenize(t, out)
+	if inErr != io.EOF || outErr != io.EOF {
+		t.Fatalf("got errors %v, %v, want EOF", inErr, outErr)
+	}
+	// Drop the inserted tag (its start and end) from the output.
+	i := 0
+	for j := 0; j < len(outToks); j++ {
+		o := outToks[j]
+		if o.tt == html.StartTagToken && o.name == "script" && len(o.attr) == 3 && o.attr[2].Key == "data-loupe" &&
+			j+1 < len(outToks) && outToks[j+1].tt == html.EndTagToken {
+			if i < len(inToks) && sameTag(inToks[i], o) {
+				// The page's own identical tag; keep matching.
+			} else {
+				j++
+				continue
+			}
+		}
+		if i >= len(inToks) {
+			t.Fatalf("output token %d %+v is extra\ninput  %q\noutput %q", j, o, doc, out)
+		}
+		want := inToks[i]
+		ok := false
+		switch want.tt {
+		case html.StartTagToken, html.SelfClosingTagToken, html.EndTagToken:
+			ok = sameTag(want, o)
+		default:
+			ok = o.tt == want.tt && o.raw == want.raw
+		}
+		if !ok {
+			t.Fatalf("token %d: got %+v, want %+v\ninput  %q\noutput %q", i, o, want, doc, out)
+		}
+		i++
+	}
+	if i != len(inToks) {
+		t.Fatalf("output lost input tokens from %d: %+v\ninput  %q\noutput %q", i, inToks[i:], doc, out)
+	}
 }

@@ -95,6 +95,9 @@ type Injector struct {
 	// attributes, so the stack keeps them. Reading attributes is the
 	// costliest part of a rewrite; the default selectors need none.
 	ancestorAttrs bool
+	// skip: tokens that need no rewriting may bypass the tokenizer once
+	// the tag is written (see skip.go); tests turn it off to compare.
+	skip bool
 
 	// trace, if set, sees every token as Rewrite read it. Tests use it to
 	// tokenize exactly as Rewrite does (foreign content included).
@@ -138,6 +141,7 @@ func New(cfg Config) (*Injector, error) {
 			return nil, fmt.Errorf("mask text selector %q: %w", s, err)
 		}
 	}
+	in.skip = !in.ancestorAttrs
 	in.blockList = strings.Join(blockSel, ", ")
 	in.maskList = strings.Join(cfg.MaskTextSelectors, ", ")
 	if cfg.UserSelector != "" {

@@ -39,6 +39,8 @@ type rewriter struct {
 	// written after it would be inside it.
 	unclosed bool
 	stack    stack
+	feed     feed      // what the tokenizer reads; see skip.go
+	rawNext  string    // the start tag just handled makes the next token raw text
 	cur      html.Node // the start tag being looked at
 	out      []byte    // scratch for rewritten start tags
 	name     []byte    // scratch for tag names
@@ -64,9 +66,11 @@ func (in *Injector) Rewrite(dst io.Writer, src io.Reader, p Page) error {
 	r.in, r.dst, r.tag, r.csp = in, dst, in.ScriptTag(p), p.CSP
 	r.state, r.first, r.unclosed = tagPending, true, false
 	r.stack.reset()
-	r.z = html.NewTokenizer(src)
+	r.rawNext = ""
+	r.feed.reset(r, src)
+	r.z = html.NewTokenizer(&r.feed)
 	r.z.SetMaxBuf(in.maxBuf)
-	return r.run(src)
+	return r.run()
 }
 
 // reset drops what the last Rewrite referenced, keeping buffers.
@@ -75,18 +79,20 @@ func (r *rewriter) reset() {
 	clear(r.cur.Attr)
 	r.cur = html.Node{Attr: r.cur.Attr[:0]}
 	r.in, r.z, r.dst, r.tag = nil, nil, nil, nil
+	r.feed.reset(nil, nil)
 	r.out = r.out[:0]
 }
 
-func (r *rewriter) run(src io.Reader) error {
+func (r *rewriter) run() error {
 	z := r.z
+	skip := r.in.skip && r.in.trace == nil
 	for {
 		tt := z.Next()
 		if r.in.trace != nil {
 			r.in.trace(tt, z)
 		}
 		if tt == html.ErrorToken {
-			return r.finish(src)
+			return r.finish()
 		}
 		if err := r.token(tt); err != nil {
 			return err
@@ -96,12 +102,18 @@ func (r *rewriter) run(src io.Reader) error {
 		// <svg> and <math> the tree builder decides (WHATWG 13.2.6.5), so
 		// mirror what html.Parse tells its tokenizer.
 		z.AllowCDATA(r.stack.inForeign())
+		if r.rawNext != "" {
+			r.feed.raw, r.rawNext = r.rawNext, ""
+		} else if len(z.Buffered()) == 0 {
+			r.feed.aligned = true
+			r.feed.boundary = skip && r.state == tagDone && !r.stack.inForeign()
+		}
 	}
 }
 
 // finish handles the tokenizer's error: at io.EOF the document is complete;
 // otherwise the rest of src is copied as it is.
-func (r *rewriter) finish(src io.Reader) error {
+func (r *rewriter) finish() error {
 	z := r.z
 	err := z.Err()
 	// At EOF the tag goes before an unfinished tag ("<hea"), not into it.
@@ -127,7 +139,10 @@ func (r *rewriter) finish(src io.Reader) error {
 	if !errors.Is(err, html.ErrBufferExceeded) {
 		return fmt.Errorf("read html: %w", err)
 	}
-	if _, err := io.Copy(r.dst, src); err != nil {
+	// The feed holds what the tokenizer has not read yet; it must not
+	// write to dst itself while io.Copy does.
+	r.feed.aligned, r.feed.boundary, r.feed.off = false, false, true
+	if _, err := io.Copy(r.dst, &r.feed); err != nil {
 		return fmt.Errorf("copy html: %w", err)
 	}
 	return nil
@@ -275,6 +290,8 @@ func (r *rewriter) startTag(selfClosing bool) error {
 	}
 	if foreign {
 		z.NextIsNotRawText()
+	} else if rawElements[a] {
+		r.rawNext = a.String()
 	}
 	if !void && !(foreign && selfClosing) {
 		r.stack.push(&r.cur)

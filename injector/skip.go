@@ -1,0 +1,479 @@
+package injector
+
+import (
+	"bytes"
+	"io"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+)
+
+// Once the recorder tag is written, most of a page needs no rewriting: text
+// and ordinary tags are copied as they are. golang.org/x/net/html's
+// Tokenizer reads every byte of them one at a time and copies every
+// attribute name, which costs far more than the rewrite itself. So the
+// tokenizer reads the document through a feed, which, at a token boundary
+// where nothing is pending, copies such tokens straight to the output and
+// hands the tokenizer only the tokens that matter: form fields, <meta>,
+// raw-text elements (script, style, textarea, …), <svg> and <math>,
+// comments, doctypes and anything unusual.
+//
+// Skipped tags still open and close elements on the stack, exactly as
+// startTag and the end-tag case of token would, so selectors, foreign
+// content and everything after see the same state; the output is the same
+// byte for byte (FuzzSkip checks that against the tokenizer alone, with
+// arbitrary read boundaries).
+//
+// Skipping is off while any selector may look at ancestors' attributes
+// (the stack then needs them), inside foreign content, before the tag is
+// written, and while tracing.
+
+// feedBufSize is the feed's read-ahead. A tag longer than that is handed to
+// the tokenizer, which then reads the rest of the document.
+const feedBufSize = 32 << 10
+
+type feed struct {
+	rw   *rewriter
+	src  io.Reader
+	buf  []byte // unread bytes are buf[r:w]
+	r, w int
+	err  error // src's error, once it returned one
+	// aligned: the tokenizer has emitted, and the rewriter handled, every
+	// byte it was given. boundary: aligned, and skipping is allowed.
+	aligned, boundary bool
+	small             int // reads cut at '>' since the last aligned one
+	// raw: the tokenizer will read the raw text of this element next.
+	raw string
+	off bool // skipping given up for the rest of the document
+}
+
+func (f *feed) reset(rw *rewriter, src io.Reader) {
+	if f.buf == nil {
+		f.buf = make([]byte, feedBufSize)
+	}
+	f.rw, f.src, f.r, f.w, f.err = rw, src, 0, 0, nil
+	f.aligned, f.boundary, f.raw, f.off, f.small = false, false, "", false, 0
+}
+
+// fill reads more of src into the buffer, compacting it first. It reports
+// false when nothing more can come: src failed or ended, or the buffer is
+// full.
+func (f *feed) fill() bool {
+	if f.err != nil {
+		return false
+	}
+	if f.r > 0 {
+		f.w = copy(f.buf, f.buf[f.r:f.w])
+		f.r = 0
+	}
+	if f.w == len(f.buf) {
+		return false
+	}
+	for i := 0; i < 100; i++ {
+		n, err := f.src.Read(f.buf[f.w:])
+		f.w += n
+		if err != nil {
+			f.err = err
+		}
+		if n > 0 || err != nil {
+			return n > 0
+		}
+	}
+	f.err = io.ErrNoProgress
+	return false
+}
+
+// Read gives the tokenizer its next bytes: at a token boundary, after
+// skipping what it can, the next token and no more, so that the following
+// read comes at a boundary again. Within a token, up to the next '>', which
+// likely ends it; after a few such reads, all there is, so that a long
+// token does not cost the tokenizer a copy of itself per read.
+func (f *feed) Read(p []byte) (int, error) {
+	aligned, boundary := f.aligned, f.boundary
+	f.aligned, f.boundary = false, false
+	if boundary && !f.off {
+		if err := f.skip(); err != nil {
+			return 0, err
+		}
+	}
+	if f.r == f.w && !f.fill() && f.r == f.w {
+		return 0, f.err
+	}
+	n := f.w - f.r
+	if aligned || f.raw != "" {
+		f.small = 0
+		if end := f.tokenEnd(); end > 0 {
+			n = end
+		}
+	} else if f.small < 8 {
+		f.small++
+		if i := bytes.IndexByte(f.buf[f.r:f.w], '>'); i >= 0 {
+			n = i + 1
+		}
+	}
+	n = copy(p, f.buf[f.r:f.r+n])
+	f.r += n
+	return n, nil
+}
+
+// tokenEnd guesses where the token at the start of the unread bytes ends,
+// so that the tokenizer gets that token and no more, and the next read
+// comes at a boundary again; 0 means all. A wrong guess costs speed only:
+// the tokenizer reads again for the rest of its token, and gets all.
+func (f *feed) tokenEnd() int {
+	b := f.buf[f.r:f.w]
+	if raw := f.raw; raw != "" {
+		f.raw = ""
+		end := rawTextEnd(b, raw)
+		if end < 0 {
+			return 0
+		}
+		return end
+	}
+	if len(b) < 2 || b[0] != '<' {
+		return 0
+	}
+	switch c := b[1]; {
+	case isLetter(c):
+		if end, ok := tagEnd(b, 1); ok {
+			return end
+		}
+		return 0
+	case c == '!' && bytes.HasPrefix(b, []byte("<!--")):
+		if i := commentEnd(b); i > 0 {
+			return i
+		}
+		return 0
+	}
+	if i := bytes.IndexByte(b, '>'); i >= 0 {
+		return i + 1
+	}
+	return 0
+}
+
+// skip copies text and ordinary tags from the buffer to the output until
+// the next token the tokenizer must see, or the end of the document.
+func (f *feed) skip() error {
+	rw := f.rw
+	maxBuf := rw.in.maxBuf
+	run := 0 // length of the text token being skipped
+	for {
+		if f.r == f.w && !f.fill() {
+			return nil
+		}
+		b := f.buf[f.r:f.w]
+		i := bytes.IndexByte(b, '<')
+		if i < 0 {
+			i = len(b)
+		}
+		if run+i > 0 && run+i+2 >= maxBuf {
+			// The tokenizer would give up on this text token; so does
+			// Rewrite, copying the rest as it is.
+			return f.copyRest()
+		}
+		if err := f.emit(i); err != nil {
+			return err
+		}
+		run += i
+		if i == len(b) {
+			continue
+		}
+		// At '<': is a token starting here?
+		b = f.buf[f.r:f.w]
+		if len(b) < 3 {
+			if f.fill() {
+				continue
+			}
+			return nil // let the tokenizer see the end
+		}
+		end := false
+		nameAt := 1
+		switch c := b[1]; {
+		case isLetter(c):
+		case c == '/' && isLetter(b[2]):
+			end, nameAt = true, 2
+		case c == '/' || c == '!' || c == '?':
+			return nil
+		default:
+			// Text: '<' not followed by a tag.
+			if err := f.emit(1); err != nil {
+				return err
+			}
+			run++
+			continue
+		}
+		n, ok := tagEnd(b, nameAt)
+		for !ok {
+			// Read on until a '>' arrives that may end the tag, without
+			// scanning it again for every small read.
+			seen := f.w - f.r
+			if !f.fill() {
+				// EOF inside the tag, or a tag longer than the buffer.
+				f.off = f.err == nil
+				return nil
+			}
+			b = f.buf[f.r:f.w]
+			if bytes.IndexByte(b[seen:], '>') >= 0 {
+				n, ok = tagEnd(b, nameAt)
+			}
+		}
+		if run > 0 && run+2 >= maxBuf {
+			return f.copyRest()
+		}
+		name := tagNameAt(b, nameAt)
+		if !rw.skipTag(name, end) {
+			return nil
+		}
+		if n >= maxBuf {
+			return f.copyRest()
+		}
+		if err := f.emit(n); err != nil {
+			return err
+		}
+		run = 0
+		if rw.stack.inForeign() {
+			// An end tag closed an HTML integration point: what follows
+			// is foreign content, where the tokenizer must know CDATA.
+			rw.z.AllowCDATA(true)
+			return nil
+		}
+	}
+}
+
+// emit writes the next n unread bytes to the output.
+func (f *feed) emit(n int) error {
+	if n == 0 {
+		return nil
+	}
+	err := f.rw.write(f.buf[f.r : f.r+n])
+	f.r += n
+	return err
+}
+
+// copyRest copies the rest of the document to the output, as Rewrite does
+// once a token is too big, and leaves the tokenizer at the end.
+func (f *feed) copyRest() error {
+	f.off = true
+	for {
+		if err := f.emit(f.w - f.r); err != nil {
+			return err
+		}
+		if !f.fill() {
+			if f.r < f.w {
+				continue // the buffer was full
+			}
+			if f.err == io.EOF {
+				return nil
+			}
+			return f.err
+		}
+	}
+}
+
+// skipTag reports whether a tag named name (lower case) can be copied
+// without the tokenizer, and if so, applies it to the stack as startTag or
+// token would.
+func (r *rewriter) skipTag(name []byte, end bool) bool {
+	if bytes.IndexByte(name, 0) >= 0 {
+		return false
+	}
+	if end {
+		r.stack.pop(name)
+		return true
+	}
+	a := atom.Lookup(name)
+	switch a {
+	case atom.Input, atom.Textarea, atom.Select, atom.Meta, atom.Svg, atom.Math,
+		atom.Iframe, atom.Noembed, atom.Noframes, atom.Noscript, atom.Plaintext,
+		atom.Script, atom.Style, atom.Title, atom.Xmp:
+		return false
+	}
+	r.cur = html.Node{Type: html.ElementNode, DataAtom: a, Attr: r.cur.Attr[:0]}
+	if a != 0 {
+		r.cur.Data = a.String()
+	} else {
+		r.cur.Data = string(name)
+	}
+	r.stack.beforeStart(&r.cur)
+	if !voidElements[a] {
+		r.stack.push(&r.cur)
+	}
+	return true
+}
+
+// rawElements are the start tags after which the tokenizer reads raw text
+// (golang.org/x/net/html's readStartTag), unless told otherwise in foreign
+// content.
+var rawElements = map[atom.Atom]bool{
+	atom.Iframe: true, atom.Noembed: true, atom.Noframes: true, atom.Noscript: true,
+	atom.Plaintext: true, atom.Script: true, atom.Style: true, atom.Textarea: true,
+	atom.Title: true, atom.Xmp: true,
+}
+
+// rawTextEnd guesses the end of the raw text of element name at the start
+// of b and of the end tag after it; -1 if not in b. <plaintext> has none. In
+// a script, "<!--" may hide an end tag (WHATWG 13.2.5.4 ff.), so a script
+// with one is left to the tokenizer.
+func rawTextEnd(b []byte, name string) int {
+	if name == "plaintext" {
+		return -1
+	}
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte("</"))
+		if j < 0 {
+			return -1
+		}
+		i += j
+		k := i + 2 + len(name)
+		if k < len(b) && asciiEqualFold(b[i+2:k], name) {
+			switch b[k] {
+			case ' ', '\n', '\r', '\t', '\f', '/', '>':
+				if name == "script" && bytes.Contains(b[:i], []byte("<!--")) {
+					return -1
+				}
+				if n, ok := tagEnd(b[i:], 2); ok {
+					return i + n
+				}
+				return -1
+			}
+		}
+		i += 2
+	}
+}
+
+// commentEnd guesses the end of the "<!--" comment b starts with: after
+// "<!-->", "<!--->", "-->" or "--!>", whichever comes first; 0 if none.
+func commentEnd(b []byte) int {
+	if len(b) > 4 && b[4] == '>' {
+		return 5
+	}
+	if len(b) > 5 && b[4] == '-' && b[5] == '>' {
+		return 6
+	}
+	end := 0
+	if i := bytes.Index(b[4:], []byte("-->")); i >= 0 {
+		end = 4 + i + 3
+	}
+	if i := bytes.Index(b[4:], []byte("--!>")); i >= 0 && (end == 0 || 4+i+4 < end) {
+		end = 4 + i + 4
+	}
+	return end
+}
+
+func isLetter(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
+
+// tagNameAt returns the lower-case name of the tag in b whose name starts
+// at b[i]. It reuses a buffer of the rewriter's.
+func tagNameAt(b []byte, i int) []byte {
+	end := i
+	for end < len(b) && !isWS(b[end]) && b[end] != '/' && b[end] != '>' {
+		end++
+	}
+	return lowerName(b[i:end])
+}
+
+// lowerName returns name in lower case, in place when it already is.
+func lowerName(name []byte) []byte {
+	for i, c := range name {
+		if 'A' <= c && c <= 'Z' {
+			out := make([]byte, len(name))
+			copy(out, name[:i])
+			for j := i; j < len(name); j++ {
+				c := name[j]
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				out[j] = c
+			}
+			return out
+		}
+	}
+	return name
+}
+
+// tagEnd returns the offset in b just past the '>' that ends the tag at
+// b[0] whose name starts at b[i] (a letter), reading it as
+// golang.org/x/net/html's Tokenizer does (readTag, readTagName,
+// readTagAttrKey, readTagAttrVal); ok is false if b ends first.
+func tagEnd(b []byte, i int) (end int, ok bool) {
+	i++ // the name's first byte
+	// readTagName.
+	for {
+		if i >= len(b) {
+			return 0, false
+		}
+		c := b[i]
+		i++
+		if isWS(c) {
+			break
+		}
+		if c == '/' || c == '>' {
+			i--
+			break
+		}
+	}
+	if i = skipWS(b, i); i >= len(b) {
+		return 0, false
+	}
+	for {
+		if i >= len(b) {
+			return 0, false
+		}
+		if b[i] == '>' {
+			return i + 1, true
+		}
+		// readTagAttrKey: a leading '=' belongs to the name.
+		start := i
+		for {
+			if i >= len(b) {
+				return 0, false
+			}
+			c := b[i]
+			i++
+			if c == '=' && i == start+1 {
+				continue
+			}
+			if c == '=' || isWS(c) || c == '/' || c == '>' {
+				i--
+				break
+			}
+		}
+		// readTagAttrVal.
+		if i = skipWS(b, i); i >= len(b) {
+			return 0, false
+		}
+		switch c := b[i]; c {
+		case '/':
+			i++
+		case '=':
+			if i = skipWS(b, i+1); i >= len(b) {
+				return 0, false
+			}
+			switch q := b[i]; q {
+			case '>':
+			case '"', '\'':
+				j := bytes.IndexByte(b[i+1:], q)
+				if j < 0 {
+					return 0, false
+				}
+				i += 1 + j + 1
+			default:
+				for {
+					i++
+					if i >= len(b) {
+						return 0, false
+					}
+					if c := b[i]; isWS(c) {
+						i++
+						break
+					} else if c == '>' {
+						break
+					}
+				}
+			}
+		}
+		i = skipWS(b, i)
+	}
+}
