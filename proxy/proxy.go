@@ -250,6 +250,7 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	if v := stripCookie(pr.Out.Header, p.cfg.CookieName); v != "" {
 		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), sessionCookieKey{}, v))
 	}
+	p.stripSampledOut(pr)
 	// Ask only for encodings the rewriter can decode, so an HTML page is never
 	// left unrecorded because of its encoding.
 	if ae := pr.Out.Header.Get("Accept-Encoding"); ae != "" {

@@ -7,6 +7,7 @@ import (
 	"hash/fnv"
 	"math"
 	"net/http"
+	"net/http/httputil"
 	"path"
 	"strings"
 
@@ -160,30 +161,69 @@ func matchSegments(g, p []string) bool {
 // pageSessionKey carries a *pageSession in the request Config.Record sees.
 type pageSessionKey struct{}
 
+// sampledOutKey carries the sampled-out cookie's value from the inbound
+// request to recording, as sessionCookieKey does the session cookie's.
+type sampledOutKey struct{}
+
+// sampledOutCookie names the cookie of a session a Record decision kept
+// out: it holds a session cookie value, so that the session's next pages
+// are decided the same way, but under another name than the session
+// cookie's, which means "recorded" (the network log follows that one).
+func (p *Proxy) sampledOutCookie() string { return p.cfg.CookieName + "_out" }
+
+// stripSampledOut removes the sampled-out cookie from the request to the
+// upstream, keeping its value in the context: the origin never sees
+// Loupe's cookies. It does nothing without Config.Record.
+func (p *Proxy) stripSampledOut(pr *httputil.ProxyRequest) {
+	if p.cfg.Record == nil {
+		return
+	}
+	if v := stripCookie(pr.Out.Header, p.sampledOutCookie()); v != "" {
+		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), sampledOutKey{}, v))
+	}
+}
+
 // pageSession resolves the session of the page being decided, only if the
-// decision asks for it.
+// decision asks for it: the session cookie's, else the sampled-out
+// cookie's, else a new one.
 type pageSession struct {
 	p      *Proxy
 	resp   *http.Response
 	sess   collector.Session
-	cookie *http.Cookie
 	asked  bool
+	hadOut bool // the session came from the sampled-out cookie
 }
 
 func (ps *pageSession) id() string {
-	if !ps.asked {
-		ps.asked = true
-		ps.sess, ps.cookie = ps.p.session(ps.resp)
+	if ps.asked {
+		return ps.sess.ID
 	}
+	ps.asked = true
+	ctx, tk := ps.resp.Request.Context(), ps.p.cfg.Tokens
+	if v, _ := ctx.Value(sessionCookieKey{}).(string); v != "" {
+		if s, err := tk.ParseSessionCookie(v); err == nil {
+			ps.sess = s
+			return s.ID
+		}
+	}
+	if v, _ := ctx.Value(sampledOutKey{}).(string); v != "" {
+		if s, err := tk.ParseSessionCookie(v); err == nil {
+			ps.sess, ps.hadOut = s, true
+			return s.ID
+		}
+	}
+	ps.sess = tk.NewSession()
 	return ps.sess.ID
 }
 
 // SessionID returns the id of the session the page answering r belongs
-// to, for a Config.Record function: the one the visitor's session cookie
-// proves, or the new one the proxy starts. A decision that asks for it is
-// one about the session: the visitor gets the session cookie whatever the
-// answer, so that the next page load is decided the same way. It returns ""
-// for a request the proxy did not hand to Config.Record.
+// to, for a Config.Record function: the one the visitor's cookie proves,
+// or the new one the proxy starts. A decision that asks for it is one
+// about the session, and the visitor keeps the session whatever the
+// answer: a recorded page continues it under the session cookie, one that
+// is not gets the sampled-out cookie, so that the next page load is
+// decided the same way. It returns "" for a request the proxy did not
+// hand to Config.Record.
 func SessionID(r *http.Request) string {
 	ps, _ := r.Context().Value(pageSessionKey{}).(*pageSession)
 	if ps == nil {
@@ -195,9 +235,8 @@ func SessionID(r *http.Request) string {
 // recording reports whether resp, an HTML page, is to get the recorder,
 // asking Config.Record. The request Record sees is the visitor's as the
 // upstream got it, but with the public URL path (without the upstream's
-// base path). If the decision needed the session, the page's session is
-// settled here: a recorded page continues it, and a page that is not
-// recorded still carries the session cookie.
+// base path). If the decision asked for the session, it is settled here
+// (see SessionID).
 func (p *Proxy) recording(resp *http.Response) bool {
 	if p.cfg.Record == nil {
 		return true
@@ -216,13 +255,27 @@ func (p *Proxy) recording(resp *http.Response) bool {
 	if !ps.asked {
 		return rec
 	}
+	h := resp.Header
+	out := &http.Cookie{
+		Name:     p.sampledOutCookie(),
+		Value:    p.cfg.Tokens.SessionCookie(ps.sess),
+		Path:     "/",
+		MaxAge:   int(collector.IdleTimeout.Seconds()),
+		HttpOnly: true,
+		Secure:   req.Header.Get("X-Forwarded-Proto") == "https",
+		SameSite: http.SameSiteLaxMode,
+	}
 	if rec {
-		// inject's own p.session must find this session, new or not.
-		resp.Request = req.WithContext(context.WithValue(req.Context(), sessionCookieKey{}, ps.cookie.Value))
+		// inject's own p.session finds this session, new or not, and
+		// issues the session cookie; the sampled-out one goes.
+		resp.Request = req.WithContext(context.WithValue(req.Context(), sessionCookieKey{}, out.Value))
+		if ps.hadOut {
+			out.Value, out.MaxAge = "", -1
+			h.Add("Set-Cookie", out.String())
+		}
 		return true
 	}
-	h := resp.Header
-	h.Add("Set-Cookie", ps.cookie.String())
+	h.Add("Set-Cookie", out.String())
 	h.Set("Cache-Control", privateCacheControl(h.Get("Cache-Control")))
 	return false
 }

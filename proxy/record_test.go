@@ -2,14 +2,18 @@ package proxy
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/loupe-dev/loupe/collector"
+	"github.com/loupe-dev/loupe/store"
 )
 
 func TestPathGlob(t *testing.T) {
@@ -189,36 +193,54 @@ func TestRecordSeesPublicPath(t *testing.T) {
 }
 
 // TestSamplingAcrossPageLoads: at 0.5, each session is in or out for all of
-// its page loads, a sampled-out visitor still gets the session cookie that
-// keeps it out, and a sampled-in one stays in the session it started in.
+// its page loads. A recorded session stays in the session it started in;
+// a sampled-out visitor gets the sampled-out cookie that keeps it out, the
+// origin never sees either cookie, and the network log keeps nothing of a
+// sampled-out session.
 func TestSamplingAcrossPageLoads(t *testing.T) {
 	rec, err := RecordRules{Sampling: 0.5}.Func()
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, tk := mustProxy(t, htmlOrigin(nil), func(c *Config) { c.Record = rec })
+	var mu sync.Mutex
+	var originCookies []string
+	origin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		originCookies = append(originCookies, r.Header.Get("Cookie"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, page)
+	})
+	logged := &requestLog{}
+	srv, tk := mustProxy(t, origin, func(c *Config) { c.Record = rec; c.Requests = logged })
 	in, out := 0, 0
+	outSessions := map[string]bool{}
 	for v := 0; v < 60; v++ {
 		resp, body := get(t, srv.URL+"/", nil)
 		cookies := resp.Cookies()
 		if len(cookies) != 1 {
-			t.Fatalf("visitor %d: got cookies %v, want the session cookie", v, cookies)
+			t.Fatalf("visitor %d: got cookies %v, want one", v, cookies)
 		}
-		sess, err := tk.ParseSessionCookie(cookies[0].Value)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := cookies[0]
+		id := mustSession(t, tk, c.Value)
 		recorded := strings.Contains(string(body), "data-loupe")
-		if recorded != sampled(sess.ID, 0.5) {
-			t.Fatalf("visitor %d: recorded %v, but session %s is sampled %v", v, recorded, sess.ID, !recorded)
+		if recorded != sampled(id, 0.5) {
+			t.Fatalf("visitor %d: recorded %v, but session %s is sampled %v", v, recorded, id, !recorded)
 		}
 		if recorded {
 			in++
-			if pv := tokenOf(t, tk, body); pv.SessionID != sess.ID {
-				t.Fatalf("page recorded in session %s, cookie names %s", pv.SessionID, sess.ID)
+			if c.Name != DefaultCookieName {
+				t.Fatalf("recorded visitor got cookie %s, want %s", c.Name, DefaultCookieName)
+			}
+			if pv := tokenOf(t, tk, body); pv.SessionID != id {
+				t.Fatalf("page recorded in session %s, cookie names %s", pv.SessionID, id)
 			}
 		} else {
 			out++
+			outSessions[id] = true
+			if c.Name != DefaultCookieName+"_out" {
+				t.Fatalf("sampled-out visitor got cookie %s, want %s_out", c.Name, DefaultCookieName)
+			}
 			if cc := resp.Header.Get("Cache-Control"); !strings.HasPrefix(cc, "private") {
 				t.Errorf("sampled-out page with a cookie has Cache-Control %q, want private", cc)
 			}
@@ -227,22 +249,81 @@ func TestSamplingAcrossPageLoads(t *testing.T) {
 			}
 		}
 		for load := 0; load < 3; load++ {
-			resp, body := get(t, srv.URL+"/next", map[string]string{"Cookie": cookies[0].Name + "=" + cookies[0].Value})
+			resp, body := get(t, srv.URL+"/next", map[string]string{"Cookie": "theme=dark; " + c.Name + "=" + c.Value})
 			if got := strings.Contains(string(body), "data-loupe"); got != recorded {
 				t.Fatalf("visitor %d, load %d: recorded %v, first load %v", v, load, got, recorded)
 			}
 			if recorded {
-				if pv := tokenOf(t, tk, body); pv.SessionID != sess.ID {
-					t.Fatalf("visitor %d, load %d: session %s, want %s", v, load, pv.SessionID, sess.ID)
+				if pv := tokenOf(t, tk, body); pv.SessionID != id {
+					t.Fatalf("visitor %d, load %d: session %s, want %s", v, load, pv.SessionID, id)
 				}
-			} else if c := resp.Cookies(); len(c) != 1 || mustSession(t, tk, c[0].Value) != sess.ID {
-				t.Fatalf("visitor %d, load %d: cookies %v, want session %s renewed", v, load, c, sess.ID)
+			} else if rc := resp.Cookies(); len(rc) != 1 || rc[0].Name != c.Name || mustSession(t, tk, rc[0].Value) != id {
+				t.Fatalf("visitor %d, load %d: cookies %v, want session %s's %s renewed", v, load, rc, id, c.Name)
 			}
 		}
 	}
 	// Binomial(60, 0.5) outside 10..50 is a 1-in-10^7 event.
 	if in < 10 || out < 10 {
 		t.Errorf("%d sessions recorded, %d not, at 0.5", in, out)
+	}
+	mu.Lock()
+	for _, c := range originCookies {
+		if c != "" && c != "theme=dark" {
+			t.Fatalf("origin got Cookie %q, want the site's own only", c)
+		}
+	}
+	mu.Unlock()
+	for _, r := range logged.all() {
+		if outSessions[r.SessionID] {
+			t.Fatalf("network log has %s %s of sampled-out session %s", r.Method, r.URL, r.SessionID)
+		}
+	}
+	if len(logged.all()) == 0 {
+		t.Error("network log is empty; want the recorded sessions' requests")
+	}
+}
+
+// requestLog is a RequestLogger keeping every entry.
+type requestLog struct {
+	mu   sync.Mutex
+	reqs []store.Request
+}
+
+func (l *requestLog) LogRequest(r store.Request) {
+	l.mu.Lock()
+	l.reqs = append(l.reqs, r)
+	l.mu.Unlock()
+}
+
+func (l *requestLog) all() []store.Request {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]store.Request(nil), l.reqs...)
+}
+
+// TestSampledBackIn: a session kept out under a lower rate is recorded,
+// as the same session, once the rate takes it in, and loses its
+// sampled-out cookie.
+func TestSampledBackIn(t *testing.T) {
+	var id string
+	for id == "" || sampled(id, 0.5) {
+		id = collector.NewID()
+	}
+	tk := mustTokens(t)
+	outCookie := tk.SessionCookie(collector.Session{ID: id, Start: time.Now()})
+	srv, tk := mustProxy(t, htmlOrigin(nil), func(c *Config) {
+		c.Record = func(r *http.Request) bool { return SessionID(r) != "" }
+	})
+	resp, body := get(t, srv.URL+"/", map[string]string{"Cookie": DefaultCookieName + "_out=" + outCookie})
+	if pv := tokenOf(t, tk, body); pv.SessionID != id {
+		t.Fatalf("recorded in session %s, want %s", pv.SessionID, id)
+	}
+	var names []string
+	for _, c := range resp.Cookies() {
+		names = append(names, fmt.Sprintf("%s:%d", c.Name, c.MaxAge))
+	}
+	if got := strings.Join(names, " "); got != DefaultCookieName+"_out:-1 "+DefaultCookieName+":1800" {
+		t.Errorf("cookies %s, want the sampled-out one removed and the session's set", got)
 	}
 }
 
