@@ -172,6 +172,11 @@ func TestCSP(t *testing.T) {
 			if err != nil || !recording {
 				t.Errorf("recorder did not start: %v", err)
 			}
+			// A DOM change through safe APIs while recording: rrweb records
+			// it as a mutation, and its observers too must stay clear of
+			// Trusted Types sinks.
+			do(t, ctx, "change the page", chromedp.Evaluate[chromedp.Void](
+				`document.body.appendChild(document.createElement('div')).textContent = 'added later'`))
 			// Let the page's fetch settle and the recorder's first upload go.
 			ready, err := chromedp.Run(ctx, chromedp.Poll[bool]("!!(window.fetched || window.fetchBlocked)", chromedp.WithPollingTimeout(10*time.Second)))
 			if err != nil || !ready {
@@ -301,32 +306,37 @@ func TestCSP(t *testing.T) {
 			}
 			mu.Unlock()
 
-			// The session is stored with the page's events.
-			var sess apiSession
-			deadline := time.Now().Add(15 * time.Second)
-			for sess.PageCount < 1 {
-				var list struct{ Sessions []apiSession }
+			// The session is stored with the page's events: its snapshot,
+			// and the change, which the pagehide beacon carries.
+			var full, mutations, n int
+			var list struct{ Sessions []apiSession }
+			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 				getJSON(t, m.AdminURL+"/api/sessions", &list)
 				if len(list.Sessions) == 1 {
-					sess = list.Sessions[0]
+					var events []struct {
+						Type int `json:"type"`
+						Data struct {
+							Source *int `json:"source"`
+						} `json:"data"`
+					}
+					getJSON(t, m.AdminURL+"/api/sessions/"+list.Sessions[0].ID+"/events", &events)
+					full, mutations, n = 0, 0, len(events)
+					for _, e := range events {
+						switch {
+						case e.Type == 2:
+							full++
+						case e.Type == 3 && e.Data.Source != nil && *e.Data.Source == 0:
+							mutations++
+						}
+					}
+					if full >= 1 && mutations >= 1 {
+						break
+					}
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("no session with a page after 15 s: %+v", list.Sessions)
+					t.Fatalf("after 15 s: sessions %+v; %d events, %d full snapshots, %d mutations; want one session with at least one of each",
+						list.Sessions, n, full, mutations)
 				}
-				time.Sleep(200 * time.Millisecond)
-			}
-			var events []struct {
-				Type int `json:"type"`
-			}
-			getJSON(t, m.AdminURL+"/api/sessions/"+sess.ID+"/events", &events)
-			full := 0
-			for _, e := range events {
-				if e.Type == 2 {
-					full++
-				}
-			}
-			if full < 1 {
-				t.Errorf("session %s has %d events and no full snapshot", sess.ID, len(events))
 			}
 		})
 	}
