@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/loupe-dev/loupe/certs"
 	"github.com/loupe-dev/loupe/collector"
 )
 
@@ -442,5 +444,73 @@ func TestSitesInChromium(t *testing.T) {
 			t.Fatalf("sessions entered at %q, want one at %s/ and one at %s/", entries, a, b)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// TestSitesTLS: the sites' tls blocks feed the TLS listener: each site's
+// certificate by server name, and the router behind it by Host.
+func TestSitesTLS(t *testing.T) {
+	origin := func(name string) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprintf(w, "<html><head></head><body>%s</body></html>", name)
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	dir := t.TempDir()
+	if _, err := certs.SelfSigned(filepath.Join(dir, "a"), []string{"a.test"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "sites.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf(`sites:
+  - name: a
+    hosts: [a.test]
+    upstream: %s
+    tls:
+      cert: a/%s
+      key: a/%s
+  - name: b
+    hosts: [b.test]
+    upstream: %s
+    tls: {self_signed: on}
+`, origin("site a"), certs.SelfSignedCertFile, certs.SelfSignedKeyFile, origin("site b"))), 0o600)
+	m := &Main{
+		Config: Config{SitesFile: file, Listen: "127.0.0.1:0", Admin: "127.0.0.1:0", Data: t.TempDir(),
+			TLS: TLSConfig{Listen: "127.0.0.1:0"}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if err := m.Open(context.Background()); err != nil {
+		m.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	if m.ProxyTLSURL == "" {
+		t.Fatal("no TLS listener for sites with tls blocks")
+	}
+	for _, name := range []string{"a", "b"} {
+		host := name + ".test"
+		var leafNames []string
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			ServerName: host, InsecureSkipVerify: true,
+			VerifyConnection: func(cs tls.ConnectionState) error {
+				leafNames = cs.PeerCertificates[0].DNSNames
+				return nil
+			},
+		}}}
+		req, _ := http.NewRequest("GET", m.ProxyTLSURL+"/", nil)
+		req.Host = host
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s over TLS: %v", host, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !slices.Contains(leafNames, host) {
+			t.Errorf("%s: certificate names %q", host, leafNames)
+		}
+		if !strings.Contains(string(body), "site "+name) || !strings.Contains(string(body), "data-loupe") {
+			t.Errorf("%s over TLS: %d %q, want its site's page, recorded", host, resp.StatusCode, body)
+		}
 	}
 }
