@@ -71,6 +71,9 @@ type Config struct {
 	PreserveHost bool
 	// KeepIP keeps visitors' addresses; if false only a keyed hash is kept.
 	KeepIP bool
+	// ConversionURL is a glob of page URLs that mark a session converted
+	// (collector.ConvertedURL); "" for none.
+	ConversionURL string
 	// GeoIP is the path of a MaxMind-format country database; if empty no
 	// country is derived.
 	GeoIP string
@@ -171,6 +174,7 @@ func (c *Config) flags(fs *flag.FlagSet, r roles) error {
 		}
 		fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For names the visitor, e.g. 10.0.0.0/8"+trustedUse)
 		fs.BoolVar(&c.KeepIP, "keep-ip", false, "store visitors' IP addresses; by default only a keyed hash is kept"+only)
+		fs.StringVar(&c.ConversionURL, "conversion-url", "", "`glob` of page URLs that mark a session converted, halving its friction score: /path* matches path and query, any other pattern the whole URL; * is any run of characters"+only)
 		fs.StringVar(&c.GeoIP, "geoip", "", "`PATH` of a MaxMind-format country database (.mmdb) to derive visitors' country from"+only)
 		l := &c.Limits
 		fs.Int64Var(&l.MaxBodyBytes, "max-body-bytes", 0, fmt.Sprintf("largest ingest request body as sent, in bytes; 0 for %d", collector.DefaultMaxBodyBytes)+only)

@@ -231,6 +231,7 @@ func (m *Main) collector(ctx context.Context) (*collector.Collector, error) {
 		Limits:         m.Config.limits(),
 		TrustedProxies: trusted,
 		KeepIP:         m.Config.KeepIP,
+		ConversionURL:  m.Config.ConversionURL,
 		Logger:         m.Logger,
 	}
 	if m.Config.GeoIP != "" {
