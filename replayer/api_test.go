@@ -195,7 +195,13 @@ func TestAPIListBadParams(t *testing.T) {
 }
 
 func TestAPITimeline(t *testing.T) {
-	hs, _ := apiServer(t)
+	hs, db := apiServer(t)
+	// The proxy's log: a 500 from an API call 2.5 s in.
+	if err := db.AppendRequests(context.Background(), []store.Request{
+		{SessionID: "old", At: apiBase + 2500, Method: "POST", URL: "/api/cart", Status: 500, DurationMS: 42, Bytes: 10},
+	}); err != nil {
+		t.Fatalf("append requests: %v", err)
+	}
 	var tl []map[string]any
 	if code, body := call(t, "GET", hs.URL+"/api/sessions/old/timeline", "", &tl); code != 200 {
 		t.Fatalf("%d %s", code, body)
@@ -204,11 +210,21 @@ func TestAPITimeline(t *testing.T) {
 	for _, e := range tl {
 		got = append(got, e["kind"].(string)+"@"+itoa(int64(e["at_ms"].(float64))))
 	}
-	want := "page@0 click@500 dead_click@500 js_error@2000 page@4000"
+	want := "page@0 click@500 dead_click@500 js_error@2000 request@2500 server_error@2500 page@4000"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("timeline: %s\nwant      %s", strings.Join(got, " "), want)
 	}
-	click, dead, jsErr := tl[1], tl[2], tl[3]
+	click, dead, jsErr, req := tl[1], tl[2], tl[3], tl[4]
+	if req["method"] != "POST" || req["url"] != "/api/cart" || req["status"] != 500.0 || req["duration_ms"] != 42.0 {
+		t.Errorf("request entry: %v", req)
+	}
+	if !strings.Contains(tl[5]["message"].(string), "500") {
+		t.Errorf("server error entry: %v", tl[5])
+	}
+	var reqs []map[string]any
+	if code, body := call(t, "GET", hs.URL+"/api/sessions/old/requests", "", &reqs); code != 200 || len(reqs) != 1 || reqs[0]["at_ms"] != 2500.0 {
+		t.Errorf("requests: %d %s", code, body)
+	}
 	if click["target"] != `button#buy "Buy"` || click["page"] != "https://shop.test/" || click["x"] != 10.0 {
 		t.Errorf("click entry: %v", click)
 	}
@@ -218,8 +234,8 @@ func TestAPITimeline(t *testing.T) {
 	if jsErr["message"] != "x is undefined" {
 		t.Errorf("js error entry: %v", jsErr)
 	}
-	if tl[4]["page"] != "https://shop.test/cart" {
-		t.Errorf("page entry: %v", tl[4])
+	if tl[6]["page"] != "https://shop.test/cart" {
+		t.Errorf("page entry: %v", tl[6])
 	}
 	if code, _ := call(t, "GET", hs.URL+"/api/sessions/nope/timeline", "", nil); code != 404 {
 		t.Errorf("unknown session: %d", code)
