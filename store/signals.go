@@ -1,5 +1,40 @@
 package store
 
+// Behaviour signals: the rules (windows in the constants below; times are
+// the recording's, the browser's clock):
+//
+//   - rage_click: RageClicks (3) clicks within RageWindow (1 s) of the first,
+//     each within RageRadius (30 CSS px) of the one before; later clicks
+//     within the radius and a second of the last extend the burst. One
+//     signal per burst, at its first click, detail "N clicks".
+//   - dead_click: a click followed within DeadWindow (1 s) by no DOM
+//     mutation, input or scroll, no fetch/XHR start (the recorder's
+//     "loupe/request" events, from Resource Timing), and no end of the page
+//     view within NavWindow (3 s): pagehide, or a later page view of the
+//     session starting. Clicks on form fields are never dead.
+//   - error_click: a script error (kind error or rejection) within
+//     ErrorWindow (1 s) after a click; detail: the error's message.
+//   - js_error, console_error: each script error or rejection, each
+//     console.error; detail: the message.
+//   - form_abandon: a page view that ends (pagehide, or a later page view
+//     starts) after an input event not followed by a click on a submit
+//     control (button or input of type submit/image in a form, which also
+//     catches Enter in a field: browsers submit by clicking the default
+//     button). One per page view end, at the end.
+//   - server_error, failed_request, slow_request: from the proxy's request
+//     log (Request.Signal), not from events.
+//
+// Batch boundaries: a click's verdict waits until its page view has
+// events JudgeAfter (2 s) after it; until then it is pending in the page
+// view's SignalState, which the store keeps with the page view and hands
+// to DeriveSignals with the page view's next batch, or ends with
+// EndPageView when a later page view of the session starts. A rage burst
+// and unsubmitted inputs wait the same way. Batches of a page view that
+// arrive out of order are taken as they come.
+//
+// exit page: the session's exit_url is the URL of its latest page view.
+// converted: a page view's URL matched the collector's conversion pattern.
+
 import (
 	"context"
 	"errors"
