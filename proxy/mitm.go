@@ -198,12 +198,31 @@ func (m *MITM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Close ends the intercepted connections and idle upstream connections.
+// Close ends the intercepted connections at once, and idle upstream
+// connections.
 func (m *MITM) Close() error {
+	m.tlsConns.Close()
+	m.plainConns.Close()
 	err := errors.Join(m.srvTLS.Close(), m.srvPlain.Close())
 	m.done.Wait()
 	m.transport.CloseIdleConnections()
 	return err
+}
+
+// Shutdown stops taking intercepted connections and waits, until ctx is
+// done, for their requests in flight to finish (as http.Server.Shutdown:
+// upgraded connections such as WebSockets are not waited for), then
+// closes what is left.
+func (m *MITM) Shutdown(ctx context.Context) error {
+	m.tlsConns.Close()
+	m.plainConns.Close()
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, srv := range []*http.Server{m.srvTLS, m.srvPlain} {
+		wg.Go(func() { errs[i] = srv.Shutdown(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errors.Join(errs...), m.Close())
 }
 
 // recorded reports whether hostport (a host, with or without port) is on

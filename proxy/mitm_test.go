@@ -377,3 +377,49 @@ func TestMITMWebSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestMITMShutdown: a request in flight in an intercepted connection
+// finishes; a CONNECT after Shutdown is not intercepted.
+func TestMITMShutdown(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	rg := newMITMRig(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, page)
+	}), nil)
+	c := rg.client(rg.ca.Pool())
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		resp, err := c.Get(rg.originURL())
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- result{resp.StatusCode, string(b), err}
+	}()
+	<-started
+	shut := make(chan error, 1)
+	go func() { shut <- rg.mitm.Shutdown(context.Background()) }()
+	close(release)
+	r := <-done
+	if r.err != nil || r.status != http.StatusOK || !strings.Contains(r.body, "recorder.js") {
+		t.Fatalf("request in flight during Shutdown: %d %q %v", r.status, r.body, r.err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	c2 := rg.client(rg.ca.Pool())
+	if resp, err := c2.Get(rg.originURL()); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a request after Shutdown was served: %d", resp.StatusCode)
+	}
+}

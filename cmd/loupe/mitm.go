@@ -75,8 +75,10 @@ func runMITM(ctx context.Context, args []string, stdout, stderr io.Writer) error
 The test browser must trust the CA: loupe certs export --data %s
 `, strings.Join(opts.Record, ", "), strings.TrimPrefix(m.ProxyURL, "http://"), m.AdminURL, cfg.Data)
 	err = m.Wait(ctx)
-	// Intercepted connections end before the store closes.
-	return errors.Join(err, mitm.Close(), m.Close())
+	// Requests in intercepted connections finish before the store closes.
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	return errors.Join(err, mitm.Shutdown(sctx), m.Close())
 }
 
 // openMITM starts the forward proxy on Config.Listen (ProxyURL) and the
