@@ -85,6 +85,7 @@ type Config struct {
 type Injector struct {
 	prefix    string
 	block     []cascadia.SelectorGroup
+	fast      []*fastSel // per block selector, its fast form or nil
 	blockList string // BlockSelectors joined by ", ", for the recorder
 	maskList  string // MaskTextSelectors joined by ", "
 	userSel   string // UserSelector
@@ -134,6 +135,7 @@ func New(cfg Config) (*Injector, error) {
 			return nil, fmt.Errorf("block selector %q: %w", s, err)
 		}
 		in.block = append(in.block, g)
+		in.fast = append(in.fast, compileFast(g.String()))
 		in.ancestorAttrs = in.ancestorAttrs || mayNeedAncestors(g.String())
 	}
 	for _, s := range cfg.MaskTextSelectors {

@@ -42,6 +42,7 @@ type rewriter struct {
 	feed     feed      // what the tokenizer reads; see skip.go
 	rawNext  string    // the start tag just handled makes the next token raw text
 	cur      html.Node // the start tag being looked at
+	low      lowered   // cur's attribute values in lower case, for mark
 	out      []byte    // scratch for rewritten start tags
 	name     []byte    // scratch for tag names
 }
@@ -311,8 +312,13 @@ func (r *rewriter) mark() string {
 	n := &r.cur
 	n.Parent = r.stack.top()
 	defer func() { n.Parent = nil }()
-	for _, g := range r.in.block {
-		if g.Match(n) {
+	r.low.reset(len(n.Attr))
+	for i, g := range r.in.block {
+		if fs := r.in.fast[i]; fs != nil {
+			if fs.match(n, &r.low) {
+				return "rr-block"
+			}
+		} else if g.Match(n) {
 			return "rr-block"
 		}
 	}

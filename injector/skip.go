@@ -221,14 +221,20 @@ func (f *feed) skip() error {
 			return f.copyRest()
 		}
 		name := tagNameAt(b, nameAt)
-		if !rw.skipTag(name, end) {
-			return nil
-		}
-		if n >= maxBuf {
+		if n >= maxBuf && rw.skippable(name, end) {
 			return f.copyRest()
 		}
-		if err := f.emit(n); err != nil {
-			return err
+		if out, ok := rw.skipField(b[:n], name, end); ok {
+			f.r += n
+			if err := rw.write(out); err != nil {
+				return err
+			}
+		} else if rw.skipTag(name, end) {
+			if err := f.emit(n); err != nil {
+				return err
+			}
+		} else {
+			return nil
 		}
 		run = 0
 		if rw.stack.inForeign() {
@@ -268,6 +274,54 @@ func (f *feed) copyRest() error {
 			return f.err
 		}
 	}
+}
+
+// skippable reports whether skip would handle a tag named name itself.
+func (r *rewriter) skippable(name []byte, end bool) bool {
+	if bytes.IndexByte(name, 0) >= 0 {
+		return false
+	}
+	if end {
+		return true
+	}
+	switch atom.Lookup(name) {
+	case atom.Meta, atom.Svg, atom.Math, atom.Textarea,
+		atom.Iframe, atom.Noembed, atom.Noframes, atom.Noscript, atom.Plaintext,
+		atom.Script, atom.Style, atom.Title, atom.Xmp:
+		return false
+	}
+	return true
+}
+
+// skipField handles an <input> or <select> start tag raw, named name, as
+// startTag would, reading its attributes itself, and returns what to write.
+// It reports false for any other tag, or one whose attribute values need
+// decoding.
+func (r *rewriter) skipField(raw, name []byte, end bool) ([]byte, bool) {
+	if end {
+		return nil, false
+	}
+	a := atom.Lookup(name)
+	if a != atom.Input && a != atom.Select {
+		return nil, false
+	}
+	for _, c := range raw {
+		if c == '&' || c == '\r' || c == 0 {
+			return nil, false
+		}
+	}
+	r.cur = html.Node{Type: html.ElementNode, DataAtom: a, Data: a.String(), Attr: r.cur.Attr[:0]}
+	if _, ok := scanTag(raw, 1, &r.cur.Attr); !ok {
+		return nil, false
+	}
+	r.stack.beforeStart(&r.cur)
+	if mark := r.mark(); mark != "" {
+		raw = r.addClass(raw, mark)
+	}
+	if a == atom.Select {
+		r.stack.push(&r.cur)
+	}
+	return raw, true
 }
 
 // skipTag reports whether a tag named name (lower case) can be copied
@@ -398,6 +452,14 @@ func lowerName(name []byte) []byte {
 // golang.org/x/net/html's Tokenizer does (readTag, readTagName,
 // readTagAttrKey, readTagAttrVal); ok is false if b ends first.
 func tagEnd(b []byte, i int) (end int, ok bool) {
+	return scanTag(b, i, nil)
+}
+
+// scanTag is tagEnd, also appending to *attr, if not nil, the tag's
+// attributes as the Tokenizer's TagAttr returns them (names in lower case,
+// the first of repeated names kept, empty names dropped) when their values
+// need no decoding: the caller checks that the tag has no '&', '\r' or NUL.
+func scanTag(b []byte, i int, attr *[]html.Attribute) (end int, ok bool) {
 	i++ // the name's first byte
 	// readTagName.
 	for {
@@ -440,6 +502,8 @@ func tagEnd(b []byte, i int) (end int, ok bool) {
 				break
 			}
 		}
+		key := b[start:i]
+		var val []byte
 		// readTagAttrVal.
 		if i = skipWS(b, i); i >= len(b) {
 			return 0, false
@@ -458,22 +522,44 @@ func tagEnd(b []byte, i int) (end int, ok bool) {
 				if j < 0 {
 					return 0, false
 				}
+				val = b[i+1 : i+1+j]
 				i += 1 + j + 1
 			default:
+				vs := i
 				for {
 					i++
 					if i >= len(b) {
 						return 0, false
 					}
 					if c := b[i]; isWS(c) {
+						val = b[vs:i]
 						i++
 						break
 					} else if c == '>' {
+						val = b[vs:i]
 						break
 					}
 				}
 			}
 		}
+		if attr != nil && len(key) > 0 {
+			*attr = appendAttr(*attr, key, val)
+		}
 		i = skipWS(b, i)
 	}
+}
+
+// appendAttr appends key (lowered) and val unless key is already there.
+func appendAttr(attr []html.Attribute, key, val []byte) []html.Attribute {
+	k := lowerName(key)
+	name := atom.Lookup(k).String()
+	if name == "" {
+		name = string(k)
+	}
+	for _, a := range attr {
+		if a.Key == name {
+			return attr
+		}
+	}
+	return append(attr, html.Attribute{Key: name, Val: string(val)})
 }

@@ -1,0 +1,120 @@
+package injector
+
+import (
+	"regexp"
+	"strings"
+
+	"golang.org/x/net/html"
+)
+
+// Most block selectors are a tag name and attribute tests
+// ("input[name*=cvc i]"). cascadia matches each separately, lowering the
+// attribute's value again for every selector; for those, fastSel does the
+// same tests with cascadia's own semantics (strings.ToLower and
+// strings.EqualFold for the " i" flag, blank values never matching a
+// prefix, suffix or substring), lowering each value once per element.
+// TestFastSelectors checks it against cascadia.
+
+// attrTest is one [key op "val" i] of a selector.
+type attrTest struct {
+	key  string
+	op   string // "" (present), "=", "^=", "$=" or "*="
+	val  string // lower case when fold
+	fold bool
+}
+
+type fastSel struct {
+	tag   string // "" for any
+	tests []attrTest
+}
+
+// fastForm is a compound selector as cascadia serialises it: an optional
+// tag, then attribute tests with values quoted and no quote or backslash
+// inside (cascadia does not escape them).
+var (
+	fastForm = regexp.MustCompile(`^([a-z][a-z0-9-]*)?((?:\[[a-z_][a-z0-9_-]*(?:(?:=|\^=|\$=|\*=)"[^"\\]*"(?: i)?)?\])*)$`)
+	fastTest = regexp.MustCompile(`\[([a-z_][a-z0-9_-]*)(?:(=|\^=|\$=|\*=)"([^"\\]*)"( i)?)?\]`)
+)
+
+// compileFast returns the fast form of a serialised selector group, or nil
+// when cascadia must match it.
+func compileFast(sel string) *fastSel {
+	m := fastForm.FindStringSubmatch(sel)
+	if m == nil || m[0] == "" {
+		return nil
+	}
+	fs := &fastSel{tag: m[1]}
+	for _, t := range fastTest.FindAllStringSubmatch(m[2], -1) {
+		at := attrTest{key: t[1], op: t[2], val: t[3], fold: t[4] != ""}
+		if at.fold && at.op != "=" {
+			at.val = strings.ToLower(at.val)
+		}
+		fs.tests = append(fs.tests, at)
+	}
+	return fs
+}
+
+// lowered caches the lower-case values of an element's attributes.
+type lowered struct {
+	vals []string
+	done []bool
+}
+
+func (l *lowered) reset(n int) {
+	l.vals = append(l.vals[:0], make([]string, n)...)
+	l.done = append(l.done[:0], make([]bool, n)...)
+}
+
+func (l *lowered) get(i int, v string) string {
+	if !l.done[i] {
+		l.vals[i], l.done[i] = strings.ToLower(v), true
+	}
+	return l.vals[i]
+}
+
+func (fs *fastSel) match(n *html.Node, low *lowered) bool {
+	if fs.tag != "" && n.Data != fs.tag {
+		return false
+	}
+	for _, t := range fs.tests {
+		ok := false
+		for i, a := range n.Attr {
+			if a.Key != t.key {
+				continue
+			}
+			if ok = t.matches(a.Val, i, low); ok {
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *attrTest) matches(v string, i int, low *lowered) bool {
+	switch t.op {
+	case "":
+		return true
+	case "=":
+		if t.fold {
+			return strings.EqualFold(t.val, v)
+		}
+		return v == t.val
+	}
+	if strings.TrimSpace(v) == "" {
+		return false
+	}
+	if t.fold {
+		v = low.get(i, v)
+	}
+	switch t.op {
+	case "^=":
+		return strings.HasPrefix(v, t.val)
+	case "$=":
+		return strings.HasSuffix(v, t.val)
+	default:
+		return strings.Contains(v, t.val)
+	}
+}

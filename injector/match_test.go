@@ -1,0 +1,59 @@
+package injector
+
+import (
+	"math/rand"
+	"testing"
+
+	"github.com/andybalholm/cascadia"
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
+)
+
+// TestFastSelectors: the fast form of a selector matches exactly the
+// elements cascadia matches, Unicode case folding and blank values
+// included, and selectors it cannot express are left to cascadia.
+func TestFastSelectors(t *testing.T) {
+	sels := append([]string{
+		"input", "[name]", "input[name=cvc]", "input[name=CVC i]", "select[id$=Pin i]",
+		"[data-private]", "input[type=text][name^=card i]", `[autocomplete*=" cc-" i]`,
+		"[name^='' i]", "[name*=ß i]", "[name*=K i]", "[name=ǅ i]", "input[name^=x][id$=y]",
+	}, DefaultBlockSelectors...)
+	slow := []string{"form input", "input:not([type])", "#a", ".b", "[a~=b]", "[a|=b]", `[a="q\"x"]`, "a, b"}
+	for _, s := range slow {
+		g, err := cascadia.ParseGroup(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if compileFast(g.String()) != nil {
+			t.Errorf("%q: got a fast form, want cascadia", s)
+		}
+	}
+	keys := []string{"name", "id", "type", "autocomplete", "data-private", "class"}
+	vals := []string{"", " ", "cvc", "CVC", "x-cvc-y", "card", "CARD_no", "cc-number", "email cc-exp", "pin", "myPIN",
+		"ß", "SS", "ẞ", "K", "k", "K", "ǅ", "ǆ", "Ǆ", "İ", "i̇", "xy", "x", "y", "password", "PassWord", "text"}
+	tags := []atom.Atom{atom.Input, atom.Select, atom.Textarea}
+	rng := rand.New(rand.NewSource(1))
+	var low lowered
+	for _, s := range sels {
+		g, err := cascadia.ParseGroup(s)
+		if err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		fs := compileFast(g.String())
+		if fs == nil {
+			t.Errorf("%q (%q): no fast form", s, g.String())
+			continue
+		}
+		for i := 0; i < 3000; i++ {
+			a := tags[rng.Intn(len(tags))]
+			n := &html.Node{Type: html.ElementNode, DataAtom: a, Data: a.String()}
+			for k := rng.Intn(4); k > 0; k-- {
+				n.Attr = append(n.Attr, html.Attribute{Key: keys[rng.Intn(len(keys))], Val: vals[rng.Intn(len(vals))] + vals[rng.Intn(len(vals))]})
+			}
+			low.reset(len(n.Attr))
+			if got, want := fs.match(n, &low), g.Match(n); got != want {
+				t.Fatalf("%q on <%s %v>: fast %v, cascadia %v", s, n.Data, n.Attr, got, want)
+			}
+		}
+	}
+}
