@@ -86,11 +86,11 @@ type Injector struct {
 	prefix    string
 	block     []cascadia.SelectorGroup
 	fast      []*fastSel // per block selector, its fast form or nil
-	blockList string // BlockSelectors joined by ", ", for the recorder
-	maskList  string // MaskTextSelectors joined by ", "
-	userSel   string // UserSelector
-	tagStart  []byte // `<script src="…" defer data-loupe="`
-	maxBuf    int    // largest token held in memory; tests lower it
+	blockList string     // BlockSelectors joined by ", ", for the recorder
+	maskList  string     // MaskTextSelectors joined by ", "
+	userSel   string     // UserSelector
+	tagStart  []byte     // `<script src="…" defer data-loupe="`
+	maxBuf    int        // largest token held in memory; tests lower it
 
 	// ancestorAttrs: some block selector may look at an ancestor's
 	// attributes, so the stack keeps them. Reading attributes is the
