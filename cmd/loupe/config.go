@@ -38,6 +38,11 @@ type Config struct {
 	// name (--config, see sites.go). If empty, the proxy serves one site,
 	// Upstream, under any host.
 	SitesFile string
+	// IgnorePrivacySignals records visitors who send Do-Not-Track or
+	// Global Privacy Control (--honor-privacy-signals=false). If false,
+	// their pages pass through untouched, with no recorder. It is the
+	// default of the sites of SitesFile that do not say.
+	IgnorePrivacySignals bool
 	// Listen is the site-facing proxy's address or, for `loupe collector`,
 	// the collector's.
 	Listen string
@@ -150,6 +155,7 @@ func (c *Config) flags(fs *flag.FlagSet, r roles) error {
 	if r.has(roleProxy) {
 		fs.StringVar(&c.Upstream, "upstream", "", "origin `URL` to put Loupe in front of, e.g. http://127.0.0.1:3000")
 		fs.StringVar(&c.SitesFile, "config", "", "YAML `file` of several sites served by host name, each with its upstream and recording rules (see deploy/examples/sites.yaml); replaces --upstream")
+		fs.Var(notBool{&c.IgnorePrivacySignals}, "honor-privacy-signals", "send no recorder to visitors whose browser sends Do-Not-Track (DNT: 1) or Global Privacy Control (Sec-GPC: 1); their pages pass through untouched")
 		fs.StringVar(&c.Listen, "listen", defaultListen, "address visitors reach the site on")
 		c.tlsFlags(fs)
 		fs.BoolVar(&c.PreserveHost, "preserve-host", false, "send visitors' Host header to the upstream instead of the upstream's own host")

@@ -95,10 +95,12 @@ type site struct {
 	Upstream *url.URL
 	// PreserveHost sends the visitor's Host to the upstream.
 	PreserveHost bool
-	// Rules decide which pages are recorded; record is their function,
-	// nil for the site of the flags (every page).
+	// Rules decide which pages are recorded; record is their function.
 	Rules  proxy.RecordRules
 	record func(*http.Request) bool
+	// privacySet is whether honor_privacy_signals was given; if not,
+	// --honor-privacy-signals decides.
+	privacySet bool
 	// Block and MaskText are the site's selectors, added to the
 	// injector's default block selectors and to no mask selectors.
 	Block, MaskText []string
@@ -317,6 +319,7 @@ func parseSites(file string, data []byte) (*sitesConfig, error) {
 		}
 		if sy.HonorPrivacySignals != nil {
 			rules.IgnorePrivacySignals = !bool(*sy.HonorPrivacySignals)
+			s.privacySet = true
 		}
 		for _, field := range []string{"include", "exclude"} {
 			globs := sy.Include
@@ -438,7 +441,12 @@ func (m *Main) sites() ([]*site, error) {
 		if err != nil {
 			return nil, err
 		}
-		return []*site{{Upstream: up, Archive: true, flags: true}}, nil
+		s := &site{Upstream: up, Archive: true, flags: true,
+			Rules: proxy.RecordRules{Sampling: 1, IgnorePrivacySignals: c.IgnorePrivacySignals}}
+		if s.record, err = s.Rules.Func(); err != nil {
+			return nil, err
+		}
+		return []*site{s}, nil
 	}
 	switch {
 	case c.Upstream != "":
@@ -463,6 +471,12 @@ func (m *Main) sites() ([]*site, error) {
 		c.AssetRetention = sc.AssetRetention
 	}
 	for _, s := range sc.Sites {
+		if !s.privacySet && c.IgnorePrivacySignals {
+			s.Rules.IgnorePrivacySignals = true
+			if s.record, err = s.Rules.Func(); err != nil {
+				return nil, err
+			}
+		}
 		if s.TLS == nil {
 			continue
 		}

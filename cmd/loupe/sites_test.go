@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -512,5 +513,70 @@ func TestSitesTLS(t *testing.T) {
 		if !strings.Contains(string(body), "site "+name) || !strings.Contains(string(body), "data-loupe") {
 			t.Errorf("%s over TLS: %d %q, want its site's page, recorded", host, resp.StatusCode, body)
 		}
+	}
+}
+
+// TestPrivacySignalsFlag: without --config the one site honours DNT and GPC
+// too, unless --honor-privacy-signals=false; with --config the flag is the
+// default of sites that do not say.
+func TestPrivacySignalsFlag(t *testing.T) {
+	const page = "<html><head></head><body>hi</body></html>"
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		io.WriteString(w, page)
+	}))
+	defer origin.Close()
+	file := filepath.Join(t.TempDir(), "sites.yaml")
+	os.WriteFile(file, []byte(`sites:
+  - name: says
+    hosts: [says.test]
+    upstream: `+origin.URL+`
+    honor_privacy_signals: on
+  - name: silent
+    hosts: [silent.test]
+    upstream: `+origin.URL+`
+`), 0o600)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		host   string
+		record bool // a DNT visitor's page is recorded
+	}{
+		{"flags default", []string{"--upstream", origin.URL}, "", false},
+		{"flags off", []string{"--upstream", origin.URL, "--honor-privacy-signals=false"}, "", true},
+		{"config default", []string{"--config", file}, "silent.test", false},
+		{"config, flag off, site silent", []string{"--config", file, "--honor-privacy-signals=false"}, "silent.test", true},
+		{"config, flag off, site says", []string{"--config", file, "--honor-privacy-signals=false"}, "says.test", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg Config
+			fs := flag.NewFlagSet("loupe proxy", flag.ContinueOnError)
+			if err := cfg.flags(fs, allRoles); err != nil {
+				t.Fatal(err)
+			}
+			if err := fs.Parse(append(tc.args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--data", t.TempDir(), "--archive=false")); err != nil {
+				t.Fatal(err)
+			}
+			m := &Main{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			if err := m.Open(context.Background()); err != nil {
+				m.Close()
+				t.Fatal(err)
+			}
+			defer m.Close()
+			req, _ := http.NewRequest("GET", m.ProxyURL+"/", nil)
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			req.Header.Set("DNT", "1")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if got := strings.Contains(string(body), "data-loupe"); got != tc.record || (!got && string(body) != page) {
+				t.Errorf("DNT visitor: body %q; want recorded %v", body, tc.record)
+			}
+		})
 	}
 }
