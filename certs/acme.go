@@ -46,6 +46,8 @@ type ACME struct {
 	hosts map[string]bool
 }
 
+var _ Source = (*ACME)(nil)
+
 // NewACME returns an ACME source. It does not reach the CA: that happens
 // at the first handshake for a host with no cached certificate.
 func NewACME(cfg ACMEConfig) (*ACME, error) {

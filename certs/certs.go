@@ -29,6 +29,11 @@ type Source interface {
 // Static is a Source that always presents one certificate.
 type Static struct{ Cert *tls.Certificate }
 
+var (
+	_ Source = Static{}
+	_ Source = (*Manager)(nil)
+)
+
 // GetCertificate returns s.Cert.
 func (s Static) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if s.Cert == nil {

@@ -28,6 +28,8 @@ type fileStamp struct {
 	mod  time.Time
 }
 
+var _ Source = (*KeyPair)(nil)
+
 // LoadKeyPair loads a PEM certificate (with its chain) and key. It fails
 // at once when they do not load, so that a wrong path is a start-up error.
 func LoadKeyPair(certFile, keyFile string) (*KeyPair, error) {

@@ -22,6 +22,8 @@ import (
 // defaultMITMListen is loupe mitm's forward-proxy address.
 const defaultMITMListen = "127.0.0.1:8090"
 
+var _ proxy.LeafMinter = (*certs.Minter)(nil)
+
 // mitmOptions are loupe mitm's own settings.
 type mitmOptions struct {
 	// Record are the host globs to intercept and record (--record-host).

@@ -186,6 +186,8 @@ type selfSigned struct {
 	cert  *tls.Certificate
 }
 
+var _ certs.Source = (*selfSigned)(nil)
+
 func (s *selfSigned) make() error {
 	c, err := certs.SelfSigned(s.dir, s.hosts, nil)
 	if err != nil {
