@@ -2,9 +2,12 @@ package injector
 
 import (
 	"bytes"
+	"io"
 	"regexp"
 	"strings"
 	"testing"
+
+	"golang.org/x/net/html"
 
 	"github.com/loupe-dev/loupe/injector/csp"
 )
@@ -137,4 +140,71 @@ func TestRewriteMetaCSPBeforeTag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzMetaCSP: with Page.CSP set, Rewrite never fails on a document, its
+// output is HTML the tokenizer reads to EOF, and it holds the same start
+// tags, in order, plus the recorder's; a policy meta keeps its attributes
+// and gains only what csp.Meta adds to its content.
+func FuzzMetaCSP(f *testing.F) {
+	for _, s := range []string{
+		`<head><meta http-equiv="Content-Security-Policy" content="script-src 'nonce-a' 'strict-dynamic'; connect-src 'none'"><p>x`,
+		`<meta charset=utf-8 http-equiv=content-security-policy content="default-src 'none'" content=x /><title>t`,
+		`<body><svg><meta http-equiv=Content-Security-Policy content="connect-src 'none'"></svg><meta http-equiv="Content-Security-Policy" content='a&amp;"b'>`,
+	} {
+		f.Add(s)
+	}
+	in := mustNew(f, Config{})
+	f.Fuzz(func(t *testing.T, doc string) {
+		var out bytes.Buffer
+		if err := in.Rewrite(&out, strings.NewReader(doc), cspPage); err != nil {
+			t.Fatalf("Rewrite: %v", err)
+		}
+		type tag struct {
+			name  string
+			attrs []html.Attribute
+		}
+		tags := func(b []byte) ([]tag, error) {
+			var ts []tag
+			z := html.NewTokenizer(bytes.NewReader(b))
+			for {
+				tt := z.Next()
+				if tt == html.ErrorToken {
+					return ts, z.Err()
+				}
+				if tt == html.StartTagToken || tt == html.SelfClosingTagToken {
+					tok := z.Token()
+					ts = append(ts, tag{tok.Data, tok.Attr})
+				}
+			}
+		}
+		inTags, inErr := tags([]byte(doc))
+		outTags, outErr := tags(out.Bytes())
+		if inErr != io.EOF || outErr != io.EOF {
+			return // cut-short input: the plain tokenizer is no reference
+		}
+		j := 0
+		for _, o := range outTags {
+			if o.name == "script" && len(o.attrs) == 4 && o.attrs[2].Key == "data-loupe" && o.attrs[3].Key == "nonce" {
+				continue
+			}
+			if j >= len(inTags) {
+				t.Fatalf("extra tag %+v\ninput  %q\noutput %q", o, doc, out.Bytes())
+			}
+			w := inTags[j]
+			j++
+			if o.name != w.name || len(o.attrs) != len(w.attrs) {
+				t.Fatalf("tag %+v became %+v\ninput  %q\noutput %q", w, o, doc, out.Bytes())
+			}
+			for k, a := range w.attrs {
+				b := o.attrs[k]
+				if a.Key != b.Key || (a.Val != b.Val && (a.Key != "content" || b.Val != csp.Meta(a.Val, cspPage.CSP))) {
+					t.Fatalf("attribute %+v became %+v\ninput  %q\noutput %q", a, b, doc, out.Bytes())
+				}
+			}
+		}
+		if j != len(inTags) {
+			t.Fatalf("lost tags from %+v\ninput  %q\noutput %q", inTags[j:], doc, out.Bytes())
+		}
+	})
 }
