@@ -160,6 +160,28 @@ func TestHeader(t *testing.T) {
 			in:   "require-trusted-types-for 'script'; trusted-types 'none'; script-src 'nonce-a' 'strict-dynamic'",
 			want: "require-trusted-types-for 'script'; trusted-types 'none'; script-src 'nonce-a' 'strict-dynamic' " + nonce,
 		},
+		{
+			name: "Facebook-shaped: 'self' everywhere, no spaces after ;",
+			in:   "default-src * data: blob: 'self';script-src *.facebook.com *.fbcdn.net 'unsafe-inline' 'unsafe-eval' blob: data: 'self';connect-src *.facebook.com wss://*.facebook.com:* 'self';",
+		},
+		{
+			name: "Shopify-shaped: no fetch directives",
+			in:   "block-all-mixed-content; frame-ancestors 'none'; upgrade-insecure-requests;",
+		},
+		{
+			name: "nonces beside 'self' without strict-dynamic",
+			in:   "script-src 'self' 'unsafe-inline' https://*.twimg.com 'nonce-xyz'; connect-src 'self' https://api.example wss://stream.example",
+		},
+		{
+			name: "report-sample kept",
+			in:   "script-src 'report-sample' 'nonce-x' 'strict-dynamic'; report-to csp",
+			want: "script-src 'report-sample' 'nonce-x' 'strict-dynamic' " + nonce + "; report-to csp",
+		},
+		{
+			name: "trailing semicolon and only default-src hosts",
+			in:   "default-src https://cdn.example;",
+			want: "default-src https://cdn.example; script-src https://cdn.example " + nonce + "; connect-src https://cdn.example " + connect,
+		},
 		{name: "worker-src untouched", in: "worker-src 'none'; script-src 'self'"},
 		{name: "empty", in: ""},
 		{name: "only separators", in: " ; , ;"},
