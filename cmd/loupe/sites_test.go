@@ -26,14 +26,30 @@ import (
 )
 
 func TestExampleSitesFile(t *testing.T) {
-	sc, err := loadSites(filepath.Join("..", "..", "deploy", "examples", "sites.yaml"))
+	example, err := os.ReadFile(filepath.Join("..", "..", "deploy", "examples", "sites.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sc.Sites) != 3 {
-		t.Fatalf("got %d sites, want 3", len(sc.Sites))
+	// Beside it, the certificate files its blog site names.
+	dir := t.TempDir()
+	if _, err := certs.SelfSigned(filepath.Join(dir, "certs"), []string{"blog.example.com"}, nil); err != nil {
+		t.Fatal(err)
 	}
-	shop, docs, staging := sc.Sites[0], sc.Sites[1], sc.Sites[2]
+	os.Rename(filepath.Join(dir, "certs", certs.SelfSignedCertFile), filepath.Join(dir, "certs", "blog.crt"))
+	os.Rename(filepath.Join(dir, "certs", certs.SelfSignedKeyFile), filepath.Join(dir, "certs", "blog.key"))
+	file := filepath.Join(dir, "sites.yaml")
+	os.WriteFile(file, example, 0o600)
+	sc, err := loadSites(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sc.Sites) != 4 {
+		t.Fatalf("got %d sites, want 4", len(sc.Sites))
+	}
+	shop, docs, staging, blog := sc.Sites[0], sc.Sites[1], sc.Sites[3], sc.Sites[2]
+	if blog.TLS == nil || blog.TLS.CertFile != filepath.Join(dir, "certs", "blog.crt") {
+		t.Errorf("blog: %+v", blog.TLS)
+	}
 	if shop.Name != "shop" || !shop.PreserveHost || shop.Rules.Sampling != 0.25 || shop.Rules.IgnorePrivacySignals ||
 		len(shop.Rules.Exclude) != 2 || len(shop.Block) != 2 || len(shop.MaskText) != 2 || !shop.Archive ||
 		shop.TLS == nil || !shop.TLS.ACME {
