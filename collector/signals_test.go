@@ -95,6 +95,18 @@ func TestSignalRules(t *testing.T) {
 			`rage_click@1000 button#buy "Buy" (3 clicks)`,
 		},
 		{
+			"rage on a dead button: rage only",
+			[][]string{{meta(0),
+				clickEv(1000, 12, 400, 300), clickEv(1200, 12, 405, 303), clickEv(1400, 12, 402, 298), clickEv(1500, 12, 402, 298),
+				move(5000)}},
+			`rage_click@1000 (4 clicks)`,
+		},
+		{
+			"an error click that changes nothing: not also dead",
+			[][]string{{meta(0), clickEv(1000, 12, 40, 50), jsError(1100, "boom"), move(4000)}},
+			`error_click@1000 (boom); js_error@1100 (boom)`,
+		},
+		{
 			"clicks far apart are no rage",
 			[][]string{{meta(0),
 				clickEv(1000, 12, 100, 100), mutation(1010),

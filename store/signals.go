@@ -11,7 +11,8 @@ package store
 //     mutation, input or scroll, no fetch/XHR start (the recorder's
 //     "loupe/request" events, from Resource Timing), and no end of the page
 //     view within NavWindow (3 s): pagehide, or a later page view of the
-//     session starting. Clicks on form fields are never dead.
+//     session starting. Clicks on form fields are never dead, nor are the
+//     clicks of a rage burst or error clicks (their own signal says more).
 //   - error_click: a script error (kind error or rejection) within
 //     ErrorWindow (1 s) after a click; detail: the error's message.
 //   - js_error, console_error: each script error or rejection, each
@@ -223,6 +224,7 @@ type PendingClick struct {
 	Alive    bool   `json:"ok,omitempty"`  // something happened after it: not dead
 	ErrorMsg string `json:"err,omitempty"` // set once it is an error click
 	Raised   bool   `json:"r,omitempty"`   // its error click was raised
+	Rage     bool   `json:"rage,omitempty"` // part of a rage burst
 }
 
 // RageBurst is a rage burst that may still grow.
@@ -369,6 +371,7 @@ func (d *deriver) click(c *Click) {
 		if near(bu.X, bu.Y, c.X, c.Y) && c.At-bu.LastAt <= RageWindow {
 			bu.LastAt, bu.X, bu.Y = c.At, c.X, c.Y
 			bu.Count++
+			st.Pending[len(st.Pending)-1].Rage = true
 			return
 		}
 		d.closeBurst()
@@ -386,6 +389,16 @@ func (d *deriver) click(c *Click) {
 		}
 	}
 	if len(nearby)+1 >= RageClicks {
+		// The burst's clicks are not dead clicks as well.
+		for i := range st.Pending {
+			q := &st.Pending[i]
+			for _, n := range nearby {
+				if q.At == n.At && q.X == n.X && q.Y == n.Y {
+					q.Rage = true
+				}
+			}
+		}
+		st.Pending[len(st.Pending)-1].Rage = true
 		st.Burst = &RageBurst{First: nearby[0], LastAt: c.At, X: c.X, Y: c.Y, Count: len(nearby) + 1}
 		if st.Burst.First.Target == "" {
 			st.Burst.First.Target = c.Target
@@ -421,7 +434,7 @@ func (d *deriver) judge(ended bool, end int64) {
 		if ended && end >= p.At && end <= p.At+NavWindow {
 			p.Alive = true // it navigated away
 		}
-		if !p.Alive {
+		if !p.Alive && !p.Rage && p.ErrorMsg == "" {
 			d.raise(Signal{At: p.At, Kind: SignalDeadClick, X: p.X, Y: p.Y, NodeID: p.NodeID, Target: p.Target,
 				Detail: "nothing happened within 1 s"})
 		}
