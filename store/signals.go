@@ -221,9 +221,9 @@ type PendingClick struct {
 	Y        int    `json:"y,omitempty"`
 	NodeID   int    `json:"n,omitempty"`
 	Target   string `json:"t,omitempty"`
-	Alive    bool   `json:"ok,omitempty"`  // something happened after it: not dead
-	ErrorMsg string `json:"err,omitempty"` // set once it is an error click
-	Raised   bool   `json:"r,omitempty"`   // its error click was raised
+	Alive    bool   `json:"ok,omitempty"`   // something happened after it: not dead
+	ErrorMsg string `json:"err,omitempty"`  // set once it is an error click
+	Raised   bool   `json:"r,omitempty"`    // its error click was raised
 	Rage     bool   `json:"rage,omitempty"` // part of a rage burst
 }
 
