@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -141,6 +142,11 @@ type siteNode struct {
 // yamlLine finds "line N: " at the start of yaml's messages.
 var yamlLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
+// typeNames names the Go types in yaml's messages as the file's reader
+// knows them.
+var typeNames = strings.NewReplacer("[]main.siteYAML", "a list of sites", "main.siteYAML", "a site (a mapping)",
+	"*main.tlsYAML", "a tls mapping", "main.tlsYAML", "a tls mapping", "main.onOff", "on/off", "[]string", "a list")
+
 // unknownField rewrites yaml's "field x not found in type main.siteYAML".
 var unknownField = regexp.MustCompile(`^field (\S+) not found in type main\.(\w+)$`)
 
@@ -188,9 +194,19 @@ func parseSites(file string, data []byte) (*sitesConfig, error) {
 			nodes = append(nodes, sn)
 		}
 	}
+	// sitesEnd is the line of the first top-level key after sites, if any.
+	sitesEnd := math.MaxInt
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if k := root.Content[i]; sitesNode != nil && k.Line > sitesNode.Line && k.Line < sitesEnd {
+			sitesEnd = k.Line
+		}
+	}
 	// siteAt is the site whose mapping holds line, or -1.
 	siteAt := func(line int) int {
 		at := -1
+		if line >= sitesEnd {
+			return at
+		}
 		for i, sn := range nodes {
 			if sn.node.Line <= line {
 				at = i
@@ -224,8 +240,8 @@ func parseSites(file string, data []byte) (*sitesConfig, error) {
 				}
 				msg = fmt.Sprintf("unknown field %q%s", u[1], where)
 			}
-			msg = strings.ReplaceAll(msg, "main.onOff", "on/off")
-			if i := siteAt(n); i >= 0 && n > sitesNode.Line {
+			msg = typeNames.Replace(msg)
+			if i := siteAt(n); i >= 0 {
 				report(n, nodes[i], i, "%s", msg)
 			} else {
 				report(n, nil, 0, "%s", msg)
