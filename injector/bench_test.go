@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -59,3 +62,39 @@ func BenchmarkTokenizeOnly(b *testing.B) {
 		}
 	}
 }
+
+// formPage returns bench/gen-content.sh's 50 KB form page, the page
+// bench/run.sh measures.
+func formPage(b *testing.B) []byte {
+	b.Helper()
+	dir := b.TempDir()
+	if out, err := exec.Command("bash", filepath.Join("..", "bench", "gen-content.sh"), dir).CombinedOutput(); err != nil {
+		b.Skipf("gen-content.sh: %v\n%s", err, out)
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "form.html"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return page
+}
+
+func benchInject(b *testing.B, page []byte, skip bool) {
+	in := mustNew(b, Config{})
+	in.skip = skip
+	p := Page{PageViewID: "pv", Token: "token"}
+	b.SetBytes(int64(len(page)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := in.Rewrite(io.Discard, bytes.NewReader(page), p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkInjectForm rewrites bench/run.sh's 50 KB form page (160
+// fields).
+func BenchmarkInjectForm(b *testing.B) { benchInject(b, formPage(b), true) }
+
+// BenchmarkInjectFormNoSkip is BenchmarkInjectForm with the tokenizer
+// reading every byte (as before the skip feed).
+func BenchmarkInjectFormNoSkip(b *testing.B) { benchInject(b, formPage(b), false) }

@@ -130,7 +130,14 @@ func (f *feed) tokenEnd() int {
 		}
 		return end
 	}
-	if len(b) < 2 || b[0] != '<' {
+	if len(b) > 0 && b[0] != '<' {
+		// Text: the tokenizer reads on to see what the next '<' starts.
+		if i := bytes.IndexByte(b, '<'); i > 0 {
+			return i
+		}
+		return 0
+	}
+	if len(b) < 2 {
 		return 0
 	}
 	switch c := b[1]; {

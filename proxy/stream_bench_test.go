@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/loupe-dev/loupe/injector"
+)
+
+// benchContent returns bench/gen-content.sh's page and stylesheet, the
+// content bench/run.sh measures.
+func benchContent(b *testing.B) (form, css []byte) {
+	b.Helper()
+	dir := b.TempDir()
+	if out, err := exec.Command("bash", filepath.Join("..", "bench", "gen-content.sh"), dir).CombinedOutput(); err != nil {
+		b.Skipf("gen-content.sh: %v\n%s", err, out)
+	}
+	form, err := os.ReadFile(filepath.Join(dir, "form.html"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	css, err = os.ReadFile(filepath.Join(dir, "style.css"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return form, css
+}
+
+// benchProxy serves body (in coding enc) through Loupe and measures one
+// client fetching it over and over, with Accept-Encoding ae.
+func benchProxy(b *testing.B, ctype, enc, ae string, body []byte) {
+	var coded bytes.Buffer
+	cw := compressor(b, enc, &coded)
+	cw.Write(body)
+	cw.Close()
+	srv, _ := mustProxy(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", ctype)
+		if enc != "" {
+			w.Header().Set("Content-Encoding", enc)
+		}
+		w.Write(coded.Bytes())
+	}), nil)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	if ae != "" {
+		req.Header.Set("Accept-Encoding", ae)
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+}
+
+// BenchmarkProxyInject: the 50 KB form page, identity, injected.
+func BenchmarkProxyInject(b *testing.B) {
+	form, _ := benchContent(b)
+	benchProxy(b, "text/html; charset=utf-8", "", "", form)
+}
+
+// BenchmarkProxyInjectGzip: the same page gzip'd by the origin and
+// re-encoded in gzip for the visitor.
+func BenchmarkProxyInjectGzip(b *testing.B) {
+	form, _ := benchContent(b)
+	benchProxy(b, "text/html; charset=utf-8", "gzip", "gzip", form)
+}
+
+// BenchmarkProxyInjectBrotliToZstd: brotli from the origin, zstd out.
+func BenchmarkProxyInjectBrotliToZstd(b *testing.B) {
+	form, _ := benchContent(b)
+	benchProxy(b, "text/html; charset=utf-8", "br", "zstd", form)
+}
+
+// BenchmarkProxyPassThrough: the 20 KB stylesheet, passed through.
+func BenchmarkProxyPassThrough(b *testing.B) {
+	_, css := benchContent(b)
+	benchProxy(b, "text/css", "", "", css)
+}
+
+// BenchmarkInjectStream: the streaming rewrite alone (no HTTP), identity.
+func BenchmarkInjectStream(b *testing.B) {
+	form, _ := benchContent(b)
+	inj := mustInjector(b)
+	b.SetBytes(int64(len(form)))
+	b.ReportAllocs()
+	for b.Loop() {
+		body, err := newStream(io.NopCloser(bytes.NewReader(form)), encIdentity, encIdentity, inj, discardLog)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, body)
+		body.Close()
+	}
+}
+
+var discardLog = slog.New(slog.DiscardHandler)
+
+func mustInjector(tb testing.TB) rewriteFunc {
+	tb.Helper()
+	inj, err := injector.New(injector.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pg := injector.Page{PageViewID: "pv", Token: "tok"}
+	return func(dst io.Writer, src io.Reader) error { return inj.Rewrite(dst, src, pg) }
+}
