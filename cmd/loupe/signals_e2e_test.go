@@ -192,7 +192,7 @@ func TestSignalsInUI(t *testing.T) {
 			sel := fmt.Sprintf(".panel--events .ev[data-kind=%s][data-at='%d']", k, at)
 			do(t, ctx, "click "+sel, chromedp.Click(chromedp.CSS(sel)))
 			got, err := chromedp.Run(ctx, chromedp.Poll[float64](fmt.Sprintf(
-				`(() => { const t = window.loupePlayer.getReplayer().getCurrentTime(); return Math.uiAbs(t - %d) < 250 ? t : false; })()`, at),
+				`(() => { const t = window.loupePlayer.getReplayer().getCurrentTime(); return Math.abs(t - %d) < 250 ? t : false; })()`, at),
 				chromedp.WithPollingTimeout(5*time.Second)))
 			if err != nil {
 				now, _ := chromedp.Run(ctx, chromedp.Evaluate[float64](`window.loupePlayer.getReplayer().getCurrentTime()`))
@@ -339,10 +339,9 @@ func TestSignalsInUI(t *testing.T) {
 		do(t, ctx, "filter on another browser",
 			chromedp.SetValue(chromedp.CSS("input[name=browser]"), "Firefox"),
 			chromedp.Click(chromedp.CSS(".filters button[type=submit]")))
-		if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`location.search.includes('browser=Firefox') && !!document.querySelector('.results .notice--empty')`,
-			chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		if !uiWaitTrue(ctx, `location.search.includes('browser=Firefox') && !!document.querySelector('.results .notice--empty')`) {
 			loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ' ' + document.querySelector('.results').innerText`))
-			t.Fatalf("after filtering on Firefox: %v; page %s", err, loc)
+			t.Fatalf("after filtering on Firefox the list still shows the session; page %s", loc)
 		}
 		search, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.search`))
 		sq, _ := url.ParseQuery(strings.TrimPrefix(search, "?"))
@@ -355,14 +354,8 @@ func TestSignalsInUI(t *testing.T) {
 		do(t, ctx, "back", chromedp.Evaluate[chromedp.Void](`history.back()`))
 		restored := fmt.Sprintf(`!!document.querySelector('tr[data-session=%s]') && document.querySelector('input[name=browser]').value === %s && !location.search.includes('Firefox')`,
 			jsString(sess.ID), jsString(sess.Browser))
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-			if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](restored)); err == nil && ok {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("Back does not restore the previous filter and its results")
-				break
-			}
+		if !uiWaitTrue(ctx, restored) {
+			t.Errorf("Back does not restore the previous filter and its results")
 		}
 		// A time range after the session hides it.
 		later := url.Values{"from": {sess.StartedAt.Add(time.Hour).UTC().Format(time.RFC3339)}}
@@ -427,6 +420,18 @@ func uiListed(ctx context.Context, u string) ([]string, error) {
 		return nil, fmt.Errorf("list shows an error: %s", out.Error)
 	}
 	return out.IDs, nil
+}
+
+// uiWaitTrue evaluates expr until it is true, for up to 10 s. Unlike
+// chromedp.Poll it survives the navigation under way and a page restored
+// from the back/forward cache (where a poll begun before never answers).
+func uiWaitTrue(ctx context.Context, expr string) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr)); err == nil && ok {
+			return true
+		}
+	}
+	return false
 }
 
 func uiHas(list []string, s string) bool {

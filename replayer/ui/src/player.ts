@@ -231,6 +231,16 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
   });
   onTime(current);
 
+  // Replaying a recorded focus event focuses an element inside the replay
+  // iframe, and keys pressed there never reach this page: take focus back
+  // so the shortcuts keep working.
+  window.addEventListener('blur', () =>
+    setTimeout(() => {
+      const a = document.activeElement;
+      if (a instanceof HTMLIFrameElement && stage.contains(a)) a.blur();
+    }, 0),
+  );
+
   bindKeys({
     toggle: () => player.toggle(),
     seekBy: (d) => clock.seek(clock.now() + d),
