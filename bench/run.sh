@@ -22,12 +22,21 @@
 # sub_filter) from the same run, and the goals checked against them, plus
 # the asset capture's cost: Loupe with the archive on against off.
 #
-# Writes bench/results/latest.tsv (every round plus the medians) and
-# bench/results/latest.md (the table), and prints the table.
+# Then the time to first byte of a large page (about 5 MB, the form page's
+# body repeated), direct and through Loupe: once served at full speed, once
+# with the origin sending the first 32 KB and then trickling the rest at
+# 4 MB/s (nginx limit_rate), as a slow origin streaming its page would. A
+# rewriter that buffered the page would wait for all of it; a streaming one
+# answers as soon as the head has arrived.
+#
+# Writes bench/results/latest.tsv (every round plus the medians),
+# bench/results/ttfb.tsv (every TTFB sample) and bench/results/latest.md
+# (the tables), and prints the tables.
 #
 # Environment: DURATION (s, default 10), ROUNDS (default 3), WARMUP (s,
 # default 3), LAT_DURATION (s of the one-connection pass, default 5; 0 skips
 # it), THREADS (wrk -t, default 2), CONNS (wrk -c, default 32),
+# TTFB_RUNS (requests per TTFB figure, default 5; 0 skips the TTFB part),
 # LOUPE_BIN (default bin/loupe; built with `make build` if missing),
 # NGINX_WORKERS (default auto).
 #
@@ -43,6 +52,7 @@ LAT_DURATION=${LAT_DURATION:-5}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-32}
 NGINX_WORKERS=${NGINX_WORKERS:-auto}
+TTFB_RUNS=${TTFB_RUNS:-5}
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -343,6 +353,13 @@ COMMIT="$COMMIT at start, bin/loupe sha256 $LOUPE_SHA built $(date -u -r "$LOUPE
 bash bench/gen-content.sh "$WORK/www"
 chmod 755 "$WORK/www"
 chmod 644 "$WORK/www"/*
+# The large page: the form page with its body repeated 100 times (~5 MB).
+awk '
+	/<body>/ { print; inbody = 1; next }
+	/<\/body>/ { for (i = 0; i < 100; i++) printf "%s", body; inbody = 0 }
+	inbody { body = body $0 "\n"; next }
+	{ print }' "$WORK/www/form.html" >"$WORK/www/big.html"
+BIG_BYTES=$(wc -c <"$WORK/www/big.html" | tr -d ' ')
 PAGE_BYTES=$(wc -c <"$WORK/www/form.html" | tr -d ' ')
 ASSET_BYTES=$(wc -c <"$WORK/www/style.css" | tr -d ' ')
 grep -q '<head>' "$WORK/www/form.html" || die "test page has no <head>"
@@ -366,6 +383,13 @@ start_nginx origin "$ORIGIN_PORT" "
 		tcp_nopush on;
 		gzip off;
 		location / { }
+		# The same files, sent like a slow origin streaming its page: the
+		# first 32 KB at once, then 4 MB/s.
+		location /slow/ {
+			alias $WORK/www/;
+			limit_rate_after 32k;
+			limit_rate 4m;
+		}
 	}"
 
 # 2. nginx in front: plain proxy_pass, then proxy_pass + sub_filter.
@@ -483,6 +507,37 @@ for r in $(seq 1 "$ROUNDS"); do
 	fi
 done
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+
+# ---------------------------------------------------------------- TTFB
+
+# ttfb_once url prints the time to the first byte of the body, in ms.
+ttfb_once() {
+	curl -sS -o /dev/null -w '%{time_starttransfer}\n' "$1" | awk '{ printf "%.3f\n", $1 * 1000 }'
+}
+
+TTFB="$RESULTS/ttfb.tsv"
+printf 'page\ttarget\trun\tttfb_ms\n' >"$TTFB"
+if [ "$TTFB_RUNS" -gt 0 ]; then
+	# Loupe must stream the large page whole, with the tag, at both speeds.
+	for path in big.html slow/big.html; do
+		curl -sS -o "$WORK/check-big.html" "http://127.0.0.1:$LOUPE_PORT/$path"
+		n=$({ grep -o "$TAG_MATCH" "$WORK/check-big.html" || true; } | wc -l | tr -d " ")
+		[ "$n" = 1 ] || die "loupe: /$path carries the recorder tag $n times, want 1"
+		[ "$(grep -c '</fieldset>' "$WORK/check-big.html")" = "$(grep -c '</fieldset>' "$WORK/www/big.html")" ] ||
+			die "loupe: /$path lost content"
+	done
+	for path in big.html slow/big.html; do
+		for t in origin loupe; do
+			port=$ORIGIN_PORT
+			[ "$t" = loupe ] && port=$LOUPE_PORT
+			for i in $(seq 1 "$TTFB_RUNS"); do
+				v=$(ttfb_once "http://127.0.0.1:$port/$path") || die "TTFB request to $t /$path failed"
+				printf '%s\t%s\t%s\t%s\n' "$path" "$t" "$i" "$v" >>"$TTFB"
+			done
+			log "ttfb $(printf '%-14s %-7s' "$path" "$t") median $(awk -F'\t' -v p="$path" -v t="$t" '$1 == p && $2 == t { print $4 }' "$TTFB" | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }') ms"
+		done
+	done
+fi
 
 # Stop the archive-on Loupe now: on shutdown it logs its archive counters
 # (captures stored, new bodies, dropped on a full queue, failures).
@@ -611,6 +666,33 @@ capture_cost() {
 	}' "$RAW" "$MED"
 }
 
+# ttfb_table prints the TTFB medians, direct and through Loupe, and the
+# goal: Loupe within 5 ms of direct.
+ttfb_table() {
+	awk -F'\t' '
+	NR > 1 { n[$1, $2]++; v[$1, $2, n[$1, $2]] = $4 }
+	function median(p, t,   i, j, x, a, k) {
+		k = n[p, t]
+		for (i = 1; i <= k; i++) a[i] = v[p, t, i]
+		for (i = 2; i <= k; i++) { x = a[i]; for (j = i - 1; j >= 1 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
+		return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+	}
+	END {
+		what["big.html"] = "served at full speed"
+		what["slow/big.html"] = "origin trickling at 4 MB/s after 32 KB"
+		print "| page | origin direct | Loupe | Loupe − direct |"
+		print "| --- | ---: | ---: | ---: |"
+		worst = 0
+		split("big.html slow/big.html", P, " ")
+		for (i = 1; i <= 2; i++) {
+			o = median(P[i], "origin"); l = median(P[i], "loupe")
+			printf "| %s | %.2f | %.2f | %+.2f |\n", what[P[i]], o, l, l - o
+			if (l - o > worst) worst = l - o
+		}
+		printf "\n- Goal: time to first byte on a large streamed page within 5 ms of direct: %+.2f ms at worst — %s\n", worst, worst <= 5 ? "**met**" : "**not met**"
+	}' "$TTFB"
+}
+
 # spread prints requests/s under load of every round, per target.
 spread() {
 	awk -F'\t' '
@@ -656,6 +738,12 @@ spread() {
 	echo
 	spread
 	echo
+	if [ "$TTFB_RUNS" -gt 0 ]; then
+		echo "Time to first byte of a $BIG_BYTES-byte page, median of $TTFB_RUNS requests (curl, one at a time; ms):"
+		echo
+		ttfb_table
+		echo
+	fi
 	echo "Asset capture cost: the same Loupe binary with the archive on (the default) and with --archive=false."
 	echo "With the archive on, every CSS response is tee'd into a buffer and queued; after the first capture the"
 	echo "archiver recognizes the unchanged body from its recent-captures cache (an xxhash of the body) and stores"
