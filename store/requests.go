@@ -144,11 +144,17 @@ type RequestStore interface {
 	// the signal each raises (see Request.Signal), the sessions'
 	// server_error_count and friction, and a session's user id from the
 	// first request that has one, unless the session has one already.
-	// A session that does not exist yet (the proxy logs a page's requests
-	// before its recorder sends anything) gets a row with no events when
-	// one of its requests raises a signal or names a user; its other
-	// requests are kept and found once the session exists. It validates
-	// every request first and stores nothing if one is invalid.
+	// It validates every request first and stores nothing if one is
+	// invalid.
+	//
+	// The proxy logs a page's requests before its recorder sends anything,
+	// and visitors whose browser runs no script (bots) or whose session is
+	// not recorded send nothing at all: AppendRequests never creates a
+	// session's row. The requests of a session without one are kept and
+	// found once it exists; their signals and user id wait, and the
+	// session's first batch applies them (AppendBatch, in its
+	// transaction). On PostgreSQL, effects stored while that first batch
+	// commits wait for the session's next batch.
 	AppendRequests(ctx context.Context, reqs []Request) error
 
 	// Requests returns the session's requests in time order (then in the
@@ -156,7 +162,8 @@ type RequestStore interface {
 	// does not exist. UserID, PageURL and Stream are not kept.
 	Requests(ctx context.Context, sessionID string) ([]Request, error)
 
-	// SetSessionUser sets the session's user id unless it has one. It
-	// creates the session's row if missing, as AppendRequests does.
+	// SetSessionUser sets the session's user id unless it has one; for a
+	// session without a row yet, the id waits for its first batch, as
+	// AppendRequests' do.
 	SetSessionUser(ctx context.Context, sessionID, userID string) error
 }

@@ -3,13 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -258,13 +261,17 @@ func TestNetworkLogSplitRoles(t *testing.T) {
 
 	jar, _ := cookiejar.New(nil)
 	client := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	var page []byte
 	for _, path := range []string{"/", "/api/cart"} {
 		resp, err := client.Get(px.ProxyURL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.Copy(io.Discard, resp.Body)
+		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if path == "/" {
+			page = body
+		}
 	}
 	var sid string
 	u, _ := url.Parse(px.ProxyURL)
@@ -276,9 +283,31 @@ func TestNetworkLogSplitRoles(t *testing.T) {
 	if sid == "" {
 		t.Fatal("no session cookie")
 	}
-	// Closing the proxy delivers what its queue holds.
+	// Closing the proxy delivers what its queue holds. The session has no
+	// row until the recorder's first batch: its signal and user id wait.
 	if err := px.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := coll.db.Session(context.Background(), sid); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session before its first batch: got %v, want ErrNotFound", err)
+	}
+	m := regexp.MustCompile(`data-loupe="([^"]*)"`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("no recorder tag in the page: %s", page)
+	}
+	var tag struct{ Token string }
+	if err := json.Unmarshal([]byte(html.UnescapeString(string(m[1]))), &tag); err != nil {
+		t.Fatal(err)
+	}
+	batch := fmt.Sprintf(`{"v":1,"token":%q,"seq":0,"events":[{"type":4,"data":{"href":"http://shop.test/","width":800,"height":600},"timestamp":%d}]}`,
+		tag.Token, time.Now().UnixMilli())
+	resp, err := http.Post(coll.CollectorURL+"/__loupe/ingest", "application/json", strings.NewReader(batch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("ingest: got %s", resp.Status)
 	}
 	rs := coll.db.(store.RequestStore)
 	reqs, err := rs.Requests(context.Background(), sid)

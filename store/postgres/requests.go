@@ -1,8 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -48,18 +51,8 @@ func (db *DB) AppendRequests(ctx context.Context, reqs []store.Request) error {
 		return fmt.Errorf("append requests: insert: %w", err)
 	}
 	for _, e := range store.RequestEffects(reqs) {
-		if err := ensureSession(ctx, tx, e.SessionID); err != nil {
+		if err := applyOrDefer(ctx, tx, e); err != nil {
 			return fmt.Errorf("append requests: %w", err)
-		}
-		if e.UserID != "" {
-			if err := setUser(ctx, tx, e.SessionID, e.UserID); err != nil {
-				return fmt.Errorf("append requests: %w", err)
-			}
-		}
-		if len(e.Signals) > 0 {
-			if err := addSignals(ctx, tx, e.SessionID, e.Signals, false); err != nil {
-				return fmt.Errorf("append requests: %w", err)
-			}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
@@ -68,25 +61,115 @@ func (db *DB) AppendRequests(ctx context.Context, reqs []store.Request) error {
 	return nil
 }
 
-// ensureSession creates the session's row, with no events, unless it
-// exists. AppendBatch fills it in later.
-func ensureSession(ctx context.Context, tx pgx.Tx, id string) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO sessions (id) VALUES ($1) ON CONFLICT (id) DO NOTHING`, id); err != nil {
-		return fmt.Errorf("create session: %w", err)
+// applyOrDefer applies e to its session's row, or, when the session has
+// no row yet, keeps it in request_effects for the session's first batch.
+// A first batch committing meanwhile leaves e for the session's next one.
+func applyOrDefer(ctx context.Context, tx pgx.Tx, e store.SessionEffect) error {
+	if err := sessionExists(ctx, tx, e.SessionID); errors.Is(err, store.ErrNotFound) {
+		return deferEffect(ctx, tx, e)
+	} else if err != nil {
+		return fmt.Errorf("look up session: %w", err)
+	}
+	return applyEffect(ctx, tx, e)
+}
+
+// applyEffect sets the session's user id unless it has one and adds the
+// signals, counters and friction.
+func applyEffect(ctx context.Context, tx pgx.Tx, e store.SessionEffect) error {
+	if e.UserID != "" {
+		if _, err := tx.Exec(ctx, `UPDATE sessions SET user_id = $1 WHERE id = $2 AND user_id = ''`, e.UserID, e.SessionID); err != nil {
+			return fmt.Errorf("set user: %w", err)
+		}
+	}
+	if len(e.Signals) > 0 {
+		return addSignals(ctx, tx, e.SessionID, e.Signals, false)
 	}
 	return nil
 }
 
-// setUser sets the session's user id unless it has one.
-func setUser(ctx context.Context, tx pgx.Tx, id, user string) error {
-	if _, err := tx.Exec(ctx, `UPDATE sessions SET user_id = $1 WHERE id = $2 AND user_id = ''`, user, id); err != nil {
-		return fmt.Errorf("set user: %w", err)
+// deferEffect keeps e for the session's first batch.
+func deferEffect(ctx context.Context, tx pgx.Tx, e store.SessionEffect) error {
+	n := len(e.Signals)
+	if e.UserID != "" {
+		n++
+	}
+	pv, at, kind := make([]string, 0, n), make([]int64, 0, n), make([]string, 0, n)
+	url, detail, user := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	for _, g := range e.Signals {
+		pv, at, kind = append(pv, g.PageViewID), append(at, g.At), append(kind, g.Kind)
+		url, detail, user = append(url, g.URL), append(detail, g.Detail), append(user, "")
+	}
+	if e.UserID != "" {
+		pv, at, kind = append(pv, ""), append(at, 0), append(kind, "")
+		url, detail, user = append(url, ""), append(detail, ""), append(user, e.UserID)
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO request_effects (session_id, page_view_id, at, kind, url, detail, user_id)
+		SELECT $1, pv, at, kind, url, detail, u
+		FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+			WITH ORDINALITY AS r (pv, at, kind, url, detail, u, n)
+		ORDER BY n`,
+		e.SessionID, pv, at, kind, url, detail, user); err != nil {
+		return fmt.Errorf("defer request effects: %w", err)
 	}
 	return nil
 }
 
-// SetSessionUser sets the session's user id unless it has one, creating
-// the session's row if missing.
+// applyPendingRequests applies what requests logged before the session's
+// row existed do to it (see deferEffect) and forgets them. AppendBatch
+// calls it in its transaction, after the session's row is written.
+func applyPendingRequests(ctx context.Context, tx pgx.Tx, sessionID string) error {
+	rows, err := tx.Query(ctx, `
+		DELETE FROM request_effects WHERE session_id = $1
+		RETURNING page_view_id, at, kind, url, detail, user_id, id`, sessionID)
+	if err != nil {
+		return fmt.Errorf("pending request effects: %w", err)
+	}
+	type pending struct {
+		g    store.Signal
+		user string
+		id   int64
+	}
+	var ps []pending
+	for rows.Next() {
+		p := pending{g: store.Signal{SessionID: sessionID}}
+		if err := rows.Scan(&p.g.PageViewID, &p.g.At, &p.g.Kind, &p.g.URL, &p.g.Detail, &p.user, &p.id); err != nil {
+			rows.Close()
+			return fmt.Errorf("pending request effects: %w", err)
+		}
+		ps = append(ps, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("pending request effects: %w", err)
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	// RETURNING has no order: the signals go in as they were raised.
+	slices.SortFunc(ps, func(a, b pending) int {
+		if a.g.At != b.g.At {
+			return cmp.Compare(a.g.At, b.g.At)
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	e := store.SessionEffect{SessionID: sessionID}
+	for _, p := range ps {
+		if p.g.Kind != "" {
+			e.Signals = append(e.Signals, p.g)
+		}
+		if e.UserID == "" {
+			e.UserID = p.user
+		}
+	}
+	if err := applyEffect(ctx, tx, e); err != nil {
+		return fmt.Errorf("pending request effects: %w", err)
+	}
+	return nil
+}
+
+// SetSessionUser sets the session's user id unless it has one; for a
+// session without a row yet, the id waits for its first batch.
 func (db *DB) SetSessionUser(ctx context.Context, sessionID, userID string) error {
 	if sessionID == "" || userID == "" {
 		return fmt.Errorf("set session user: empty session or user id")
@@ -96,10 +179,7 @@ func (db *DB) SetSessionUser(ctx context.Context, sessionID, userID string) erro
 		return fmt.Errorf("set session user: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := ensureSession(ctx, tx, sessionID); err != nil {
-		return fmt.Errorf("set session user: %w", err)
-	}
-	if err := setUser(ctx, tx, sessionID, userID); err != nil {
+	if err := applyOrDefer(ctx, tx, store.SessionEffect{SessionID: sessionID, UserID: userID}); err != nil {
 		return fmt.Errorf("set session user: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {

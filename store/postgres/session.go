@@ -316,7 +316,8 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *chunk.Encode
 	if err := deriveSignals(ctx, tx, b, state, isNew); err != nil {
 		return fmt.Errorf("signals: %w", err)
 	}
-	return nil
+	// Requests the proxy logged before the session had a row (requests.go).
+	return applyPendingRequests(ctx, tx, b.SessionID)
 }
 
 // queueDerived queues the inserts of the batch's clicks, inputs and errors

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -51,18 +52,8 @@ func (db *DB) AppendRequests(ctx context.Context, reqs []store.Request) error {
 	}
 
 	for _, e := range store.RequestEffects(reqs) {
-		if err := ensureSession(ctx, tx, e.SessionID); err != nil {
+		if err := applyOrDefer(ctx, tx, e); err != nil {
 			return fmt.Errorf("append requests: %w", err)
-		}
-		if e.UserID != "" {
-			if err := setUser(ctx, tx, e.SessionID, e.UserID); err != nil {
-				return fmt.Errorf("append requests: %w", err)
-			}
-		}
-		if len(e.Signals) > 0 {
-			if err := addSignals(ctx, tx, e.SessionID, e.Signals, false); err != nil {
-				return fmt.Errorf("append requests: %w", err)
-			}
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -71,25 +62,94 @@ func (db *DB) AppendRequests(ctx context.Context, reqs []store.Request) error {
 	return nil
 }
 
-// ensureSession creates the session's row, with no events, unless it
-// exists. AppendBatch fills it in later.
-func ensureSession(ctx context.Context, tx *sql.Tx, id string) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO sessions (id) VALUES (?) ON CONFLICT (id) DO NOTHING`, id); err != nil {
-		return fmt.Errorf("create session: %w", err)
+// applyOrDefer applies e to its session's row, or, when the session has
+// no row yet, keeps it in request_effects for the session's first batch.
+func applyOrDefer(ctx context.Context, tx *sql.Tx, e store.SessionEffect) error {
+	if err := sessionExists(ctx, tx, e.SessionID); errors.Is(err, store.ErrNotFound) {
+		return deferEffect(ctx, tx, e)
+	} else if err != nil {
+		return fmt.Errorf("look up session: %w", err)
+	}
+	return applyEffect(ctx, tx, e)
+}
+
+// applyEffect sets the session's user id unless it has one and adds the
+// signals, counters and friction.
+func applyEffect(ctx context.Context, tx *sql.Tx, e store.SessionEffect) error {
+	if e.UserID != "" {
+		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET user_id = ? WHERE id = ? AND user_id = ''`, e.UserID, e.SessionID); err != nil {
+			return fmt.Errorf("set user: %w", err)
+		}
+	}
+	if len(e.Signals) > 0 {
+		return addSignals(ctx, tx, e.SessionID, e.Signals, false)
 	}
 	return nil
 }
 
-// setUser sets the session's user id unless it has one.
-func setUser(ctx context.Context, tx *sql.Tx, id, user string) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE sessions SET user_id = ? WHERE id = ? AND user_id = ''`, user, id); err != nil {
-		return fmt.Errorf("set user: %w", err)
+// deferEffect keeps e for the session's first batch.
+func deferEffect(ctx context.Context, tx *sql.Tx, e store.SessionEffect) error {
+	ins := func(pv string, at int64, kind, url, detail, user string) error {
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO request_effects (session_id, page_view_id, at, kind, url, detail, user_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, e.SessionID, pv, at, kind, url, detail, user)
+		if err != nil {
+			return fmt.Errorf("defer request effect: %w", err)
+		}
+		return nil
+	}
+	for _, g := range e.Signals {
+		if err := ins(g.PageViewID, g.At, g.Kind, g.URL, g.Detail, ""); err != nil {
+			return err
+		}
+	}
+	if e.UserID != "" {
+		return ins("", 0, "", "", "", e.UserID)
 	}
 	return nil
 }
 
-// SetSessionUser sets the session's user id unless it has one, creating
-// the session's row if missing.
+// applyPendingRequests applies what requests logged before the session's
+// row existed do to it (see deferEffect) and forgets them. AppendBatch
+// calls it in its transaction, after the session's row is written.
+func applyPendingRequests(ctx context.Context, tx *sql.Tx, sessionID string) error {
+	e := store.SessionEffect{SessionID: sessionID}
+	var n int
+	err := query(ctx, tx, `
+		SELECT page_view_id, at, kind, url, detail, user_id
+		FROM request_effects WHERE session_id = ? ORDER BY at, rowid`, sessionID,
+		func(rows *sql.Rows) error {
+			g := store.Signal{SessionID: sessionID}
+			var user string
+			if err := rows.Scan(&g.PageViewID, &g.At, &g.Kind, &g.URL, &g.Detail, &user); err != nil {
+				return err
+			}
+			n++
+			if g.Kind != "" {
+				e.Signals = append(e.Signals, g)
+			}
+			if e.UserID == "" {
+				e.UserID = user
+			}
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("pending request effects: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM request_effects WHERE session_id = ?`, sessionID); err != nil {
+		return fmt.Errorf("pending request effects: %w", err)
+	}
+	if err := applyEffect(ctx, tx, e); err != nil {
+		return fmt.Errorf("pending request effects: %w", err)
+	}
+	return nil
+}
+
+// SetSessionUser sets the session's user id unless it has one; for a
+// session without a row yet, the id waits for its first batch.
 func (db *DB) SetSessionUser(ctx context.Context, sessionID, userID string) error {
 	if sessionID == "" || userID == "" {
 		return fmt.Errorf("set session user: empty session or user id")
@@ -99,10 +159,7 @@ func (db *DB) SetSessionUser(ctx context.Context, sessionID, userID string) erro
 		return fmt.Errorf("set session user: %w", err)
 	}
 	defer tx.Rollback()
-	if err := ensureSession(ctx, tx, sessionID); err != nil {
-		return fmt.Errorf("set session user: %w", err)
-	}
-	if err := setUser(ctx, tx, sessionID, userID); err != nil {
+	if err := applyOrDefer(ctx, tx, store.SessionEffect{SessionID: sessionID, UserID: userID}); err != nil {
 		return fmt.Errorf("set session user: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -181,7 +181,8 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *ch
 	if _, err := stmt(db.stmts.updateSession).ExecContext(ctx, b.SessionID); err != nil {
 		return fmt.Errorf("update session: %w", err)
 	}
-	return nil
+	// Requests the proxy logged before the session had a row (requests.go).
+	return applyPendingRequests(ctx, tx, b.SessionID)
 }
 
 // insertDerived writes the batch's clicks, inputs and errors.

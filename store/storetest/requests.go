@@ -29,7 +29,7 @@ func RunRequests(t *testing.T, open func(t *testing.T) RequestBackend) {
 	}{
 		{"AppendAndRead", testRequestsAppendAndRead},
 		{"BeforeSession", testRequestsBeforeSession},
-		{"SignalCreatesSession", testRequestsSignalCreatesSession},
+		{"EffectsWait", testRequestsEffectsWait},
 		{"User", testRequestsUser},
 		{"Invalid", testRequestsInvalid},
 		{"NotFound", testRequestsNotFound},
@@ -148,27 +148,54 @@ func testRequestsBeforeSession(t *testing.T, s RequestBackend) {
 	}
 }
 
-// testRequestsSignalCreatesSession: a server error before the session's
-// first batch creates its row; the batch then fills it in.
-func testRequestsSignalCreatesSession(t *testing.T, s RequestBackend) {
-	mustAppendRequests(t, s, req(reqSession, 0, "GET", "/api/x", 500, 10), req(reqSession, 5, "GET", "/api/y", 503, 10))
-	sess := mustSession(t, s, reqSession)
-	if sess.Signals.ServerError != 2 || sess.EventCount != 0 || !sess.StartedAt.IsZero() {
-		t.Errorf("before the first batch: got %+v, want 2 server errors and no events", sess)
+// testRequestsEffectsWait: the signals and user id of requests logged
+// before the session's first batch make no session of their own (a bot's
+// or an unrecorded visit's would stay empty forever); the first batch
+// applies them.
+func testRequestsEffectsWait(t *testing.T, s RequestBackend) {
+	ctx := context.Background()
+	named := req(reqSession, 7, "GET", "/api/me", 200, 10)
+	named.UserID = "ada@example.test"
+	mustAppendRequests(t, s, req(reqSession, 0, "GET", "/api/x", 500, 10), named, req(reqSession, 5, "GET", "/api/y", 0, 10))
+	if err := s.SetSessionUser(ctx, reqSession, "later"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Session(ctx, reqSession); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session before its first batch: got %v, want ErrNotFound", err)
+	}
+	if ss, err := s.Sessions(ctx, store.SessionFilter{}); err != nil || len(ss) != 0 {
+		t.Errorf("sessions: got %d (%v), want none", len(ss), err)
 	}
 	mustAppend(t, s, Batch(reqSession, reqPage, 0, base+100, 5, 100, "https://shop.example/", 0))
-	sess = mustSession(t, s, reqSession)
-	if sess.Signals.ServerError != 2 || sess.EventCount != 5 || sess.StartedAt.UnixMilli() != base+100 ||
-		sess.EntryURL != "https://shop.example/" || sess.UserAgent == "" || sess.Friction != store.Friction(sess.Signals, false) {
-		t.Errorf("after the first batch: got %+v", sess)
+	sess := mustSession(t, s, reqSession)
+	if sess.Signals.ServerError != 1 || sess.EventCount != 5 || sess.StartedAt.UnixMilli() != base+100 ||
+		sess.UserID != "ada@example.test" || sess.Friction != store.Friction(sess.Signals, false) || sess.Friction <= 0 {
+		t.Errorf("after the first batch: got %+v; want 1 server error, the first user id and its friction", sess)
 	}
-	if n := len(mustRequestSignals(t, s, reqSession)); n != 2 {
-		t.Errorf("got %d signals, want 2", n)
+	sigs := mustRequestSignals(t, s, reqSession)
+	var kinds []string
+	for _, g := range sigs {
+		kinds = append(kinds, g.Kind)
+	}
+	if fmt.Sprint(kinds) != "[server_error failed_request]" {
+		t.Errorf("got signals %v, want [server_error failed_request]", kinds)
+	}
+	// Applied once: later batches add nothing.
+	mustAppend(t, s, Batch(reqSession, reqPage, 1, base+700, 5, 100, "", 0))
+	if got := mustSession(t, s, reqSession); got.Signals.ServerError != 1 || len(mustRequestSignals(t, s, reqSession)) != 2 {
+		t.Errorf("after a second batch: got %d server errors, want 1", got.Signals.ServerError)
+	}
+	// Another session's waiting effects are untouched.
+	mustAppendRequests(t, s, req(reqSession2, 0, "GET", "/api/z", 503, 10))
+	mustAppend(t, s, Batch(reqSession, reqPage, 2, base+1300, 5, 100, "", 0))
+	if _, err := s.Session(ctx, reqSession2); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("other session: got %v, want still no row", err)
 	}
 }
 
 func testRequestsUser(t *testing.T, s RequestBackend) {
 	ctx := context.Background()
+	mustAppend(t, s, Batch(reqSession, "p0", 0, base, 5, 100, "https://shop.example/", 0))
 	a := req(reqSession, 0, "GET", "/", 200, 1)
 	b := req(reqSession, 1, "GET", "/a", 200, 1)
 	b.UserID = "ada@example.test"
@@ -187,7 +214,7 @@ func testRequestsUser(t *testing.T, s RequestBackend) {
 		t.Errorf("got user %q after later ones, want the first", got)
 	}
 	// The recorder's DOM rule identifies a session of its own.
-	mustAppend(t, s, Batch(reqSession2, reqPage, 0, base, 5, 100, "https://shop.example/", 0))
+	mustAppend(t, s, Batch(reqSession2, "p1", 0, base, 5, 100, "https://shop.example/", 0))
 	if err := s.SetSessionUser(ctx, reqSession2, "dora"); err != nil {
 		t.Fatal(err)
 	}
