@@ -10,6 +10,26 @@ import (
 	"github.com/loupe-dev/loupe/store"
 )
 
+// Statements of this file, prepared with AppendBatch's (statements.go).
+const (
+	saveStateSQL    = `UPDATE page_views SET signal_state = ? WHERE id = ?`
+	countSignalsSQL = `
+	UPDATE sessions SET
+		rage_click_count   = rage_click_count + ?,
+		dead_click_count   = dead_click_count + ?,
+		error_click_count  = error_click_count + ?,
+		js_error_count     = js_error_count + ?,
+		server_error_count = server_error_count + ?,
+		form_abandon_count = form_abandon_count + ?,
+		converted          = max(converted, ?)
+	WHERE id = ?`
+	readFrictionSQL = `
+	SELECT rage_click_count, dead_click_count, error_click_count, js_error_count, server_error_count,
+		form_abandon_count, converted, friction
+	FROM sessions WHERE id = ?`
+	writeFrictionSQL = `UPDATE sessions SET friction = ? WHERE id = ?`
+)
+
 // deriveSignals runs the signal rules on b inside AppendBatch's
 // transaction: b's page view's state (stateJSON, as read with its owner;
 // "" for none), and, when b starts a page view (isNew), the end of the
@@ -21,11 +41,11 @@ func (db *DB) deriveSignals(ctx context.Context, tx *sql.Tx, b *store.Batch, sta
 		return fmt.Errorf("page view %q: %w", b.PageViewID, err)
 	}
 	sigs := store.DeriveSignals(&st, b)
-	if err := saveState(ctx, tx, b.PageViewID, stateJSON, &st); err != nil {
+	if err := db.saveState(ctx, tx, b.PageViewID, stateJSON, &st); err != nil {
 		return err
 	}
 	if isNew && b.EventCount > 0 {
-		ended, err := endPageViews(ctx, tx, b)
+		ended, err := db.endPageViews(ctx, tx, b)
 		if err != nil {
 			return err
 		}
@@ -34,12 +54,12 @@ func (db *DB) deriveSignals(ctx context.Context, tx *sql.Tx, b *store.Batch, sta
 	if len(sigs) == 0 && !b.Signals.Converted {
 		return nil
 	}
-	return addSignals(ctx, tx, b.SessionID, sigs, b.Signals.Converted)
+	return db.addBatchSignals(ctx, tx, b.SessionID, sigs, b.Signals.Converted)
 }
 
 // endPageViews ends the session's other page views that started before b
 // and still hold state: a later page view started, so they were left.
-func endPageViews(ctx context.Context, tx *sql.Tx, b *store.Batch) ([]store.Signal, error) {
+func (db *DB) endPageViews(ctx context.Context, tx *sql.Tx, b *store.Batch) ([]store.Signal, error) {
 	type open struct{ id, state string }
 	var opens []open
 	rows, err := tx.QueryContext(ctx, `
@@ -68,7 +88,7 @@ func endPageViews(ctx context.Context, tx *sql.Tx, b *store.Batch) ([]store.Sign
 			return nil, fmt.Errorf("page view %q: %w", o.id, err)
 		}
 		sigs = append(sigs, store.EndPageView(&st, b.SessionID, o.id, b.FirstTS)...)
-		if err := saveState(ctx, tx, o.id, o.state, &st); err != nil {
+		if err := db.saveState(ctx, tx, o.id, o.state, &st); err != nil {
 			return nil, err
 		}
 	}
@@ -88,7 +108,7 @@ func decodeState(s string) (store.SignalState, error) {
 
 // saveState writes st as the page view's state unless it is unchanged
 // from old.
-func saveState(ctx context.Context, tx *sql.Tx, pageViewID, old string, st *store.SignalState) error {
+func (db *DB) saveState(ctx context.Context, tx *sql.Tx, pageViewID, old string, st *store.SignalState) error {
 	s := ""
 	if !st.Empty() {
 		b, err := json.Marshal(st)
@@ -100,14 +120,38 @@ func saveState(ctx context.Context, tx *sql.Tx, pageViewID, old string, st *stor
 	if s == old {
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE page_views SET signal_state = ? WHERE id = ?`, s, pageViewID); err != nil {
+	if _, err := tx.StmtContext(ctx, db.stmts.saveState).ExecContext(ctx, s, pageViewID); err != nil {
 		return fmt.Errorf("save signal state: %w", err)
 	}
 	return nil
 }
 
+// addBatchSignals is addSignals with AppendBatch's prepared statements.
+func (db *DB) addBatchSignals(ctx context.Context, tx *sql.Tx, sessionID string, sigs []store.Signal, converted bool) error {
+	var c store.SignalCounts
+	if len(sigs) > 0 {
+		args := make([]any, 0, len(sigs)*10)
+		for _, s := range sigs {
+			args = append(args, sessionID, s.PageViewID, s.At, s.Kind, s.X, s.Y, s.NodeID, s.Target, s.URL, s.Detail)
+			c.Add(s.Kind)
+		}
+		if err := db.stmts.signals.insert(ctx, tx, args); err != nil {
+			return fmt.Errorf("insert signals: %w", err)
+		}
+	}
+	if c.Zero() && !converted {
+		return nil
+	}
+	if _, err := tx.StmtContext(ctx, db.stmts.countSignals).ExecContext(ctx,
+		c.RageClick, c.DeadClick, c.ErrorClick, c.JSError, c.ServerError, c.FormAbandon, converted, sessionID); err != nil {
+		return fmt.Errorf("count signals: %w", err)
+	}
+	return friction(ctx, tx.StmtContext(ctx, db.stmts.readFriction), tx.StmtContext(ctx, db.stmts.writeFriction), sessionID)
+}
+
 // addSignals inserts signals of one session, adds them to its counters,
-// marks it converted if so and recomputes its friction.
+// marks it converted if so and recomputes its friction, in tx. Code of
+// this package that raises signals (the request log) calls it.
 func addSignals(ctx context.Context, tx *sql.Tx, sessionID string, sigs []store.Signal, converted bool) error {
 	var c store.SignalCounts
 	for _, s := range sigs {
@@ -119,23 +163,14 @@ func addSignals(ctx context.Context, tx *sql.Tx, sessionID string, sigs []store.
 		}
 		c.Add(s.Kind)
 	}
-	if !c.Zero() || converted {
-		if _, err := tx.ExecContext(ctx, `
-			UPDATE sessions SET
-				rage_click_count   = rage_click_count + ?,
-				dead_click_count   = dead_click_count + ?,
-				error_click_count  = error_click_count + ?,
-				js_error_count     = js_error_count + ?,
-				server_error_count = server_error_count + ?,
-				form_abandon_count = form_abandon_count + ?,
-				converted          = max(converted, ?)
-			WHERE id = ?`,
-			c.RageClick, c.DeadClick, c.ErrorClick, c.JSError, c.ServerError, c.FormAbandon, converted, sessionID); err != nil {
-			return fmt.Errorf("count signals: %w", err)
-		}
-		return recomputeFriction(ctx, tx, sessionID)
+	if c.Zero() && !converted {
+		return nil
 	}
-	return nil
+	if _, err := tx.ExecContext(ctx, countSignalsSQL,
+		c.RageClick, c.DeadClick, c.ErrorClick, c.JSError, c.ServerError, c.FormAbandon, converted, sessionID); err != nil {
+		return fmt.Errorf("count signals: %w", err)
+	}
+	return recomputeFriction(ctx, tx, sessionID)
 }
 
 // recomputeFriction sets the session's friction from its counters and
@@ -143,13 +178,25 @@ func addSignals(ctx context.Context, tx *sql.Tx, sessionID string, sigs []store.
 // counters calls it in the same transaction. A missing session is no
 // error.
 func recomputeFriction(ctx context.Context, tx *sql.Tx, sessionID string) error {
+	read, err := tx.PrepareContext(ctx, readFrictionSQL)
+	if err != nil {
+		return fmt.Errorf("recompute friction: %w", err)
+	}
+	defer read.Close()
+	write, err := tx.PrepareContext(ctx, writeFrictionSQL)
+	if err != nil {
+		return fmt.Errorf("recompute friction: %w", err)
+	}
+	defer write.Close()
+	return friction(ctx, read, write, sessionID)
+}
+
+// friction is recomputeFriction with its statements.
+func friction(ctx context.Context, read, write *sql.Stmt, sessionID string) error {
 	var c store.SignalCounts
 	var converted bool
 	var old float64
-	err := tx.QueryRowContext(ctx, `
-		SELECT rage_click_count, dead_click_count, error_click_count, js_error_count, server_error_count,
-			form_abandon_count, converted, friction
-		FROM sessions WHERE id = ?`, sessionID).Scan(
+	err := read.QueryRowContext(ctx, sessionID).Scan(
 		&c.RageClick, &c.DeadClick, &c.ErrorClick, &c.JSError, &c.ServerError, &c.FormAbandon, &converted, &old)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
@@ -158,7 +205,7 @@ func recomputeFriction(ctx context.Context, tx *sql.Tx, sessionID string) error 
 		return fmt.Errorf("recompute friction: %w", err)
 	}
 	if f := store.Friction(c, converted); f != old {
-		if _, err := tx.ExecContext(ctx, `UPDATE sessions SET friction = ? WHERE id = ?`, f, sessionID); err != nil {
+		if _, err := write.ExecContext(ctx, f, sessionID); err != nil {
 			return fmt.Errorf("recompute friction: %w", err)
 		}
 	}

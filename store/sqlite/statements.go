@@ -19,8 +19,13 @@ type statements struct {
 	insertChunk    *sql.Stmt
 	updateSession  *sql.Stmt
 	insertAssets   *sql.Stmt
+	// Signals (signals.go).
+	saveState     *sql.Stmt
+	countSignals  *sql.Stmt
+	readFriction  *sql.Stmt
+	writeFriction *sql.Stmt
 
-	clicks, inputs, errors rowInserter
+	clicks, inputs, errors, signals rowInserter
 }
 
 func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
@@ -116,6 +121,10 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 			ORDER BY started_at IS NULL, started_at, id
 			LIMIT 1) AS v ON true
 		WHERE sessions.id = ?1`},
+		{&s.saveState, saveStateSQL},
+		{&s.countSignals, countSignalsSQL},
+		{&s.readFriction, readFrictionSQL},
+		{&s.writeFriction, writeFrictionSQL},
 		// ?2 is the batch's AssetURLs as a JSON array of strings.
 		{&s.insertAssets, `
 		INSERT OR IGNORE INTO session_assets (session_id, url)
@@ -135,6 +144,7 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.clicks, `INSERT INTO clicks (session_id, page_view_id, at, x, y, node_id, target) VALUES `, 7},
 		{&s.inputs, `INSERT INTO inputs (session_id, page_view_id, at, node_id) VALUES `, 4},
 		{&s.errors, `INSERT INTO js_errors (session_id, page_view_id, at, kind, message, stack, source, line, col) VALUES `, 9},
+		{&s.signals, `INSERT INTO signals (session_id, page_view_id, at, kind, x, y, node_id, target, url, detail) VALUES `, 10},
 	} {
 		if err := r.ins.prepare(ctx, db, r.head, r.cols); err != nil {
 			return err
@@ -211,8 +221,9 @@ func (r *rowInserter) insert(ctx context.Context, tx *sql.Tx, args []any) error 
 
 func (s *statements) close() error {
 	var errs []error
-	all := []*sql.Stmt{s.pageViewOwner, s.chunkExists, s.keyframe, s.upsertSession, s.upsertPageView, s.insertChunk, s.updateSession, s.insertAssets}
-	for _, r := range []rowInserter{s.clicks, s.inputs, s.errors} {
+	all := []*sql.Stmt{s.pageViewOwner, s.chunkExists, s.keyframe, s.upsertSession, s.upsertPageView, s.insertChunk, s.updateSession, s.insertAssets,
+		s.saveState, s.countSignals, s.readFriction, s.writeFriction}
+	for _, r := range []rowInserter{s.clicks, s.inputs, s.errors, s.signals} {
 		all = append(all, r.stmts...)
 	}
 	for _, st := range all {
