@@ -106,7 +106,6 @@ func (p *Proxy) inject(resp *http.Response) error {
 
 	sess, cookie := p.session(resp)
 	pv := collector.NewID()
-	noteSession(resp.Request.Context(), sess.ID, pv)
 	page := injector.Page{PageViewID: pv, Token: p.cfg.Tokens.PageViewToken(sess, pv), CSP: p.recorderCSP(resp)}
 	rewrite := func(dst io.Writer, src io.Reader) error {
 		return p.cfg.Injector.Rewrite(dst, src, page)
@@ -139,6 +138,8 @@ func (p *Proxy) inject(resp *http.Response) error {
 	// The page now carries a per-visitor token: no shared cache may keep it.
 	h.Set("Cache-Control", privateCacheControl(h.Get("Cache-Control")))
 	h.Add("Set-Cookie", cookie.String())
+	// The network log files the page under the session it now continues.
+	noteSession(resp.Request.Context(), sess.ID, pv)
 	return nil
 }
 
