@@ -86,7 +86,7 @@ func NewRouter(prefix string, routes []Route) (*Router, error) {
 }
 
 // NormalizeHost checks a configured host (see Route.Hosts) and returns it
-// lowercased, without a trailing dot.
+// lowercased, without a trailing dot. IPv6 literals are not supported.
 func NormalizeHost(h string) (string, error) {
 	n := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(h)), ".")
 	name, wild := strings.CutPrefix(n, "*.")
