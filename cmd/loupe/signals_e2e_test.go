@@ -183,6 +183,23 @@ func TestSignalsInUI(t *testing.T) {
 				}
 			}
 		}
+		// The events panel says what was clicked, the error and the request.
+		for k, words := range map[string][]string{
+			"dead_click": {"button#dead"}, "rage_click": {"div#rage"}, "error_click": {"button#boom"},
+			"js_error": {"boom after click"}, "server_error": {"/api/prices", "500"},
+		} {
+			at, ok := nearest(listed, k, want[k])
+			if !ok {
+				continue // reported above
+			}
+			text, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(
+				`document.querySelector(".panel--events .ev[data-kind=%s][data-at='%d']").innerText`, k, at)))
+			for _, w := range words {
+				if err != nil || !strings.Contains(text, w) {
+					t.Errorf("events panel: %s entry reads %q (%v), want it to name %q", k, text, err, w)
+				}
+			}
+		}
 		// A click in the events panel moves the player to that moment.
 		for _, k := range []string{"rage_click", "server_error"} {
 			at, ok := nearest(listed, k, want[k])
