@@ -85,12 +85,14 @@ type Config struct {
 type Injector struct {
 	prefix    string
 	block     []cascadia.SelectorGroup
-	fast      []*fastSel // per block selector, its fast form or nil
-	blockList string     // BlockSelectors joined by ", ", for the recorder
-	maskList  string     // MaskTextSelectors joined by ", "
-	userSel   string     // UserSelector
-	tagStart  []byte     // `<script src="…" defer data-loupe="`
-	maxBuf    int        // largest token held in memory; tests lower it
+	fast      []*fastSel             // per block selector, its fast form or nil
+	byKey     map[string][]keyedTest // single-test fast selectors by attribute
+	rest      []int                  // the other block selectors, by index
+	blockList string                 // BlockSelectors joined by ", ", for the recorder
+	maskList  string                 // MaskTextSelectors joined by ", "
+	userSel   string                 // UserSelector
+	tagStart  []byte                 // `<script src="…" defer data-loupe="`
+	maxBuf    int                    // largest token held in memory; tests lower it
 
 	// ancestorAttrs: some block selector may look at an ancestor's
 	// attributes, so the stack keeps them. Reading attributes is the
@@ -144,6 +146,7 @@ func New(cfg Config) (*Injector, error) {
 		}
 	}
 	in.skip = !in.ancestorAttrs
+	in.indexSelectors()
 	in.blockList = strings.Join(blockSel, ", ")
 	in.maskList = strings.Join(cfg.MaskTextSelectors, ", ")
 	if cfg.UserSelector != "" {

@@ -118,3 +118,48 @@ func (t *attrTest) matches(v string, i int, low *lowered) bool {
 		return strings.Contains(v, t.val)
 	}
 }
+
+// keyedTest is a fast selector with a single attribute test, filed under
+// the attribute's name.
+type keyedTest struct {
+	tag  string
+	test attrTest
+}
+
+// indexSelectors files the single-test fast selectors by attribute name
+// and returns the indices of the others.
+func (in *Injector) indexSelectors() {
+	in.byKey = map[string][]keyedTest{}
+	in.rest = in.rest[:0]
+	for i, fs := range in.fast {
+		if fs != nil && len(fs.tests) == 1 {
+			k := fs.tests[0].key
+			in.byKey[k] = append(in.byKey[k], keyedTest{tag: fs.tag, test: fs.tests[0]})
+			continue
+		}
+		in.rest = append(in.rest, i)
+	}
+}
+
+// blocks reports whether a block selector matches n: the single-test ones
+// through n's attributes, the others one by one.
+func (in *Injector) blocks(n *html.Node, low *lowered) bool {
+	low.reset(len(n.Attr))
+	for i, a := range n.Attr {
+		for _, kt := range in.byKey[a.Key] {
+			if (kt.tag == "" || kt.tag == n.Data) && kt.test.matches(a.Val, i, low) {
+				return true
+			}
+		}
+	}
+	for _, i := range in.rest {
+		if fs := in.fast[i]; fs != nil {
+			if fs.match(n, low) {
+				return true
+			}
+		} else if in.block[i].Match(n) {
+			return true
+		}
+	}
+	return false
+}

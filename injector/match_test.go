@@ -2,6 +2,7 @@ package injector
 
 import (
 	"math/rand"
+	"slices"
 	"testing"
 
 	"github.com/andybalholm/cascadia"
@@ -28,6 +29,10 @@ func TestFastSelectors(t *testing.T) {
 			t.Errorf("%q: got a fast form, want cascadia", s)
 		}
 	}
+	all, err := New(Config{BlockSelectors: append(slices.Clone(sels), slow...)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	keys := []string{"name", "id", "type", "autocomplete", "data-private", "class"}
 	vals := []string{"", " ", "cvc", "CVC", "x-cvc-y", "card", "CARD_no", "cc-number", "email cc-exp", "pin", "myPIN",
 		"ß", "SS", "ẞ", "K", "k", "K", "ǅ", "ǆ", "Ǆ", "İ", "i̇", "xy", "x", "y", "password", "PassWord", "text"}
@@ -53,6 +58,13 @@ func TestFastSelectors(t *testing.T) {
 			low.reset(len(n.Attr))
 			if got, want := fs.match(n, &low), g.Match(n); got != want {
 				t.Fatalf("%q on <%s %v>: fast %v, cascadia %v", s, n.Data, n.Attr, got, want)
+			}
+			want := false
+			for _, g := range all.block {
+				want = want || g.Match(n)
+			}
+			if got := all.blocks(n, &low); got != want {
+				t.Fatalf("all selectors on <%s %v>: indexed %v, cascadia %v", n.Data, n.Attr, got, want)
 			}
 		}
 	}

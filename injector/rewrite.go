@@ -312,15 +312,8 @@ func (r *rewriter) mark() string {
 	n := &r.cur
 	n.Parent = r.stack.top()
 	defer func() { n.Parent = nil }()
-	r.low.reset(len(n.Attr))
-	for i, g := range r.in.block {
-		if fs := r.in.fast[i]; fs != nil {
-			if fs.match(n, &r.low) {
-				return "rr-block"
-			}
-		} else if g.Match(n) {
-			return "rr-block"
-		}
+	if r.in.blocks(n, &r.low) {
+		return "rr-block"
 	}
 	if n.DataAtom == atom.Input {
 		// Buttons carry no typed value, hidden values were never shown,

@@ -228,15 +228,16 @@ func (f *feed) skip() error {
 			return f.copyRest()
 		}
 		name := tagNameAt(b, nameAt)
-		if n >= maxBuf && rw.skippable(name, end) {
+		a := atom.Lookup(name)
+		if n >= maxBuf && rw.skippable(name, a, end) {
 			return f.copyRest()
 		}
-		if out, ok := rw.skipField(b[:n], name, end); ok {
+		if out, ok := rw.skipField(b[:n], a, end); ok {
 			f.r += n
 			if err := rw.write(out); err != nil {
 				return err
 			}
-		} else if rw.skipTag(name, end) {
+		} else if rw.skipTag(name, a, end) {
 			if err := f.emit(n); err != nil {
 				return err
 			}
@@ -283,15 +284,16 @@ func (f *feed) copyRest() error {
 	}
 }
 
-// skippable reports whether skip would handle a tag named name itself.
-func (r *rewriter) skippable(name []byte, end bool) bool {
+// skippable reports whether skip would handle a tag named name (atom a)
+// itself.
+func (r *rewriter) skippable(name []byte, a atom.Atom, end bool) bool {
 	if bytes.IndexByte(name, 0) >= 0 {
 		return false
 	}
 	if end {
 		return true
 	}
-	switch atom.Lookup(name) {
+	switch a {
 	case atom.Meta, atom.Svg, atom.Math, atom.Textarea,
 		atom.Iframe, atom.Noembed, atom.Noframes, atom.Noscript, atom.Plaintext,
 		atom.Script, atom.Style, atom.Title, atom.Xmp:
@@ -300,15 +302,14 @@ func (r *rewriter) skippable(name []byte, end bool) bool {
 	return true
 }
 
-// skipField handles an <input> or <select> start tag raw, named name, as
+// skipField handles an <input> or <select> start tag raw (atom a), as
 // startTag would, reading its attributes itself, and returns what to write.
 // It reports false for any other tag, or one whose attribute values need
 // decoding.
-func (r *rewriter) skipField(raw, name []byte, end bool) ([]byte, bool) {
+func (r *rewriter) skipField(raw []byte, a atom.Atom, end bool) ([]byte, bool) {
 	if end {
 		return nil, false
 	}
-	a := atom.Lookup(name)
 	if a != atom.Input && a != atom.Select {
 		return nil, false
 	}
@@ -334,7 +335,7 @@ func (r *rewriter) skipField(raw, name []byte, end bool) ([]byte, bool) {
 // skipTag reports whether a tag named name (lower case) can be copied
 // without the tokenizer, and if so, applies it to the stack as startTag or
 // token would.
-func (r *rewriter) skipTag(name []byte, end bool) bool {
+func (r *rewriter) skipTag(name []byte, a atom.Atom, end bool) bool {
 	if bytes.IndexByte(name, 0) >= 0 {
 		return false
 	}
@@ -342,7 +343,6 @@ func (r *rewriter) skipTag(name []byte, end bool) bool {
 		r.stack.pop(name)
 		return true
 	}
-	a := atom.Lookup(name)
 	switch a {
 	case atom.Input, atom.Textarea, atom.Select, atom.Meta, atom.Svg, atom.Math,
 		atom.Iframe, atom.Noembed, atom.Noframes, atom.Noscript, atom.Plaintext,
