@@ -6,7 +6,8 @@
 // Everything the injector does not change is copied byte for byte: it works
 // token by token with golang.org/x/net/html's Tokenizer and writes each
 // token's Raw bytes, never a parse-and-render round trip, which would change
-// the page.
+// the page. Once the recorder tag is written, text and ordinary tags bypass
+// the tokenizer (skip.go), with the same result, byte for byte.
 package injector
 
 import (

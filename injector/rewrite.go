@@ -51,7 +51,8 @@ var rewriters = sync.Pool{New: func() any { return new(rewriter) }}
 
 // Rewrite copies the HTML document from src to dst, inserting the recorder
 // tag once and marking form fields. It streams: apart from a fixed stack of
-// open elements it holds one token at a time, at most maxBuf bytes.
+// open elements and a 32 KiB read-ahead it holds one token at a time, at
+// most maxBuf bytes.
 //
 // Where a token is too big, or src fails with an error other than io.EOF,
 // the rest of the input is copied verbatim (the page is served as the origin
