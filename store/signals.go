@@ -134,7 +134,7 @@ const (
 // Rage and error clicks weigh most (the visitor acted and the page failed
 // them, visibly), then server errors and abandoned forms (a task failed),
 // then dead clicks and script errors (often harmless on their own). The
-// range is 0 to 60. Console errors, failed and slow requests are shown
+// range is 0 to 56. Console errors, failed and slow requests are shown
 // on the timeline but do not count.
 func Friction(c SignalCounts, converted bool) float64 {
 	capped := func(n, max int) float64 { return float64(min(n, max)) }
