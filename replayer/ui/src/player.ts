@@ -70,8 +70,15 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
 
   let s: Session;
   let evs: RRwebEvent[];
+  let timelineP: Promise<Settled<TimelineEntry[]>>;
+  let requestsP: Promise<Settled<NetRequest[]>>;
   try {
-    [s, evs] = await Promise.all([fetchSession(id), fetchEvents(id)]);
+    // The timeline and the network log load beside the events; the
+    // player starts as soon as the events are in.
+    const sP = fetchSession(id);
+    timelineP = settle(fetchTimeline(id));
+    requestsP = settle(sP.then((x) => fetchRequests(id, Date.parse(x.started_at))));
+    [s, evs] = await Promise.all([sP, fetchEvents(id)]);
   } catch (err) {
     mount(main, notice('error', 'This session could not be loaded', h('p', {}, (err as Error).message)));
     return;
@@ -163,7 +170,6 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
   // first event: the same origin as the player's. Should the two ever
   // differ, shift by the difference.
   const shift = Date.parse(s.started_at) - evs[0].timestamp;
-  const startMs = evs[0].timestamp + (Number.isFinite(shift) ? shift : 0);
   const toPlayer = (atMs: number) => Math.max(0, atMs + (Number.isFinite(shift) ? shift : 0));
 
   // Share link, help.
@@ -192,19 +198,16 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
   // recording itself (pages, clicks, JS errors).
   let items: Item[] = [];
   let timelineNote: string | null = null;
-  try {
-    items = (await fetchTimeline(id)).map((e) => toItem(e, toPlayer));
-  } catch (err) {
-    timelineNote = `The server's timeline is unavailable (${(err as Error).message}); showing what the recording holds.`;
+  const tl = await timelineP;
+  if (tl.ok) {
+    items = tl.value.map((e) => toItem(e, toPlayer));
+  } else {
+    timelineNote = `The server's timeline is unavailable (${tl.error}); showing what the recording holds.`;
     items = fromRecording(evs);
   }
-  let reqs: NetRequest[] | null = null;
-  let reqErr = '';
-  try {
-    reqs = await fetchRequests(id, startMs);
-  } catch (err) {
-    reqErr = (err as Error).message;
-  }
+  const rq = await requestsP;
+  const reqs = rq.ok ? rq.value : null;
+  const reqErr = rq.ok ? '' : rq.error;
 
   const markers = drawTimeline(bar, items, clock);
   const list = eventsPanel(items, clock, timelineNote);
@@ -255,6 +258,16 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
     },
     help,
   });
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** settle turns a promise into its outcome, so that a failure waits to be looked at instead of going unhandled. */
+function settle<T>(p: Promise<T>): Promise<Settled<T>> {
+  return p.then(
+    (value) => ({ ok: true as const, value }),
+    (err: unknown) => ({ ok: false as const, error: err instanceof Error ? err.message : String(err) }),
+  );
 }
 
 function shareURL(id: string, ms: number): string {
