@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"html"
 	"io"
@@ -323,5 +324,52 @@ func TestNetworkLogSplitRoles(t *testing.T) {
 	}
 	if sess.Signals.ServerError != 1 || sess.UserID != "ada@example.test" {
 		t.Errorf("got server errors %d, user %q; want 1 and the cookie's user", sess.Signals.ServerError, sess.UserID)
+	}
+}
+
+// TestUserIDFlag: --user-id may be repeated or comma-separated, and
+// LOUPE_USER_ID adds to it; a malformed rule is a usage error.
+func TestUserIDFlag(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     string
+		args    []string
+		want    string
+		wantErr bool
+	}{
+		{name: "none", want: ""},
+		{name: "repeated", args: []string{"--user-id", "cookie:uid", "--user-id", "jwt:tok:email"}, want: "cookie:uid jwt:tok:email"},
+		{name: "comma-separated", args: []string{"--user-id", "header:x-user,dom:#me .name"}, want: "header:X-User dom:#me .name"},
+		{name: "environment", env: "cookie:uid", args: []string{"--user-id", "header:X-User"}, want: "cookie:uid header:X-User"},
+		{name: "malformed", args: []string{"--user-id", "query:user"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("LOUPE_USER_ID", tt.env)
+			}
+			var c Config
+			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			if err := c.flags(fs, allRoles); err != nil {
+				t.Fatal(err)
+			}
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			rules, err := c.userRules()
+			if tt.wantErr {
+				if !errors.As(err, new(usageError)) {
+					t.Fatalf("got %v, want a usage error", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(rules.Strings(), " "); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
