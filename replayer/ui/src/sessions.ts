@@ -8,7 +8,7 @@
 import { listSessions, type Session, type SessionPage } from './api';
 import { h, mount, notice, topBar } from './dom';
 import { browser, duration, path, plural, when } from './format';
-import { FILTER_SIGNALS, FRICTION_HELP, SIGNALS, frictionParts, signalLabel } from './signals';
+import { FILTER_SIGNALS, FRICTION_HELP, SIGNALS, frictionParts, shortLabel, signalLabel } from './signals';
 
 /** Text parameters, shown as text inputs, in form order. */
 const TEXT_FILTERS: [name: string, label: string, placeholder: string][] = [
@@ -283,12 +283,13 @@ function device(s: Session): string {
 }
 
 /** badges shows a session's signal counts, one badge per kind present. */
-export function badges(s: Session): HTMLElement {
+export function badges(s: Session, short = false): HTMLElement {
   const out = h('span', { class: 'badges' });
   for (const [kind] of SIGNALS) {
     const n = s.signals?.[kind] ?? 0;
     if (!n) continue;
-    out.append(h('span', { class: `badge badge--${kind}`, title: plural(n, signalLabel(kind).toLowerCase()), 'data-kind': kind }, `${signalLabel(kind)} ${n}`));
+    const label = short ? shortLabel(kind) : signalLabel(kind);
+    out.append(h('span', { class: `badge badge--${kind}`, title: plural(n, signalLabel(kind).toLowerCase()), 'data-kind': kind }, `${label} ${n}`));
   }
   return out;
 }
@@ -325,7 +326,7 @@ function table(list: Session[]): HTMLElement {
       h('td', { class: 'user', title: s.user_id || undefined }, s.user_id || h('span', { class: 'muted' }, '—')),
       h('td', { class: 'nowrap', title: s.user_agent }, device(s)),
       h('td', {}, s.country || h('span', { class: 'muted' }, '—')),
-      h('td', {}, badges(s)),
+      h('td', { class: 'signals' }, badges(s, true)),
       h('td', { class: 'num friction', title: frictionParts(s.signals, s.converted) }, friction ? String(Math.round(friction * 10) / 10) : '0'),
       h(
         'td',

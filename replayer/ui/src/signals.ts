@@ -18,6 +18,18 @@ export const FILTER_SIGNALS: [kind: string, label: string][] = [
   ['slow_request', 'Slow request'],
 ];
 
+/** SHORT names a counted signal in the list's narrow badges. */
+const SHORT: Record<string, string> = {
+  rage_click: 'Rage',
+  dead_click: 'Dead',
+  error_click: 'Err click',
+  js_error: 'JS',
+  server_error: '5xx',
+  form_abandon: 'Form',
+};
+
+export const shortLabel = (kind: string) => SHORT[kind] ?? signalLabel(kind);
+
 const LABELS: Record<string, string> = {
   ...Object.fromEntries(SIGNALS),
   page: 'Page',
@@ -71,13 +83,13 @@ export const ERROR_KINDS = new Set(['js_error', 'console_error']);
  * (store.Friction): what one signal of each kind adds, up to a cap per
  * kind. Keep the two in step.
  */
-export const FRICTION_WEIGHTS: [kind: string, weight: number, cap: number][] = [
-  ['rage_click', 3, 5],
-  ['error_click', 3, 5],
-  ['server_error', 2, 5],
-  ['form_abandon', 2, 3],
-  ['dead_click', 1, 5],
-  ['js_error', 1, 5],
+export const FRICTION_WEIGHTS: [kind: string, weight: number, cap: number, plural: string][] = [
+  ['rage_click', 3, 5, 'rage clicks'],
+  ['error_click', 3, 5, 'error clicks'],
+  ['server_error', 2, 5, 'server errors'],
+  ['form_abandon', 2, 3, 'abandoned forms'],
+  ['dead_click', 1, 5, 'dead clicks'],
+  ['js_error', 1, 5, 'JS errors'],
 ];
 
 /** FRICTION_CONVERTED multiplies the score of a session that converted. */
@@ -85,8 +97,8 @@ export const FRICTION_CONVERTED = 0.5;
 
 export const FRICTION_HELP =
   'Friction = ' +
-  FRICTION_WEIGHTS.map(([k, w, cap]) => `${w}×${signalLabel(k).toLowerCase()}s (up to ${cap})`).join(' + ') +
-  `, ×${FRICTION_CONVERTED} if the visitor converted. ` +
+  FRICTION_WEIGHTS.map(([, w, cap, plural]) => `${w} × ${plural} (at most ${cap} counted)`).join(' + ') +
+  `; the sum is multiplied by ${FRICTION_CONVERTED} if the visitor converted. ` +
   'Rage and error clicks weigh most (the visitor acted and the page failed them), then server errors and ' +
   'abandoned forms (a task failed), then dead clicks and script errors (often harmless alone). ' +
   'Each kind is capped so that one looping error cannot outrank everything. Higher is more worth watching.';
@@ -94,9 +106,9 @@ export const FRICTION_HELP =
 /** frictionParts explains one session's score: the terms that add up to it. */
 export function frictionParts(signals: Record<string, number | undefined> | undefined, converted?: boolean): string {
   const terms: string[] = [];
-  for (const [k, w, cap] of FRICTION_WEIGHTS) {
+  for (const [k, w, cap, plural] of FRICTION_WEIGHTS) {
     const n = Math.min(signals?.[k] ?? 0, cap);
-    if (n) terms.push(`${w}×${n} ${signalLabel(k).toLowerCase()}`);
+    if (n) terms.push(`${w} × ${n} ${plural}`);
   }
   if (!terms.length) return 'No signal counts toward friction.';
   return terms.join(' + ') + (converted ? ` (×${FRICTION_CONVERTED}: converted)` : '');
