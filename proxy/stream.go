@@ -17,11 +17,11 @@ import (
 // token), so neither memory nor the time to the first byte depends on the
 // page's size.
 //
-// Whatever the rewriter produced is flushed to the visitor just before the
-// goroutine would wait for more of the origin's bytes (flushingReader): an
-// origin that sends its <head> and then stalls has the head, and the
-// recorder tag after it, in the visitor's browser while it stalls. A fast
-// origin's page goes out in 32 KiB pieces.
+// Whatever the rewriter produced is flushed to the visitor right after the
+// recorder tag and just before the goroutine would wait for more of the
+// origin's bytes (flushingReader): an origin that sends its <head> and then
+// stalls has the head, and the recorder tag in it, in the visitor's browser
+// while it stalls. Otherwise a page goes out in 32 KiB pieces.
 //
 // A goroutine is the price of that rule: the rewriter cannot know whether
 // its next read of the origin would block until it makes it, so the
@@ -224,6 +224,10 @@ func (s *sink) Write(p []byte) (int, error) {
 	s.out = append(s.out, p...)
 	return len(p), nil
 }
+
+// Flush sends what was written so far to the visitor. The injector calls
+// it right after the recorder tag.
+func (s *sink) Flush() error { return s.flush() }
 
 func (s *sink) dirty() bool {
 	return len(s.out) > 0 || s.encDirty || s.zbuf.Len() > 0
