@@ -77,7 +77,7 @@ var (
 	// and given the dictionary per call.
 	dictEncoders = sync.Pool{New: func() any {
 		return mustEncoder(zstd.WithEncoderLevel(levelDict), zstd.WithEncoderConcurrency(1),
-			zstd.WithEncoderDictRaw(dictID, []byte("{}")))
+			zstd.WithWindowSize(windowDict), zstd.WithEncoderDictRaw(dictID, []byte("{}")))
 	}}
 )
 

@@ -147,3 +147,26 @@ func BenchmarkEncode(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSession encodes the Chromium session's batches as a backend
+// does for a new session: the first large one alone, becoming the
+// keyframe, the later ones against it with the keyframe's own encoder.
+// It measures what a session costs, encoder construction included.
+func BenchmarkSession(b *testing.B) {
+	bs := storetest.ChromiumSession("c")
+	var total int64
+	for _, x := range bs {
+		total += int64(len(x.Events))
+	}
+	b.SetBytes(total)
+	b.ReportAllocs()
+	for b.Loop() {
+		var kf *chunk.Keyframe
+		for _, x := range bs {
+			c := chunk.EncodeBatch(x.Events, kf)
+			if c.IsKeyframe && kf == nil {
+				kf = chunk.NewKeyframe(x.PageViewID, x.Seq, x.Events)
+			}
+		}
+	}
+}

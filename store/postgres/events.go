@@ -14,10 +14,10 @@ import (
 )
 
 // keyframeCacheBytes bounds the dictionaries and encoders kept for active
-// sessions, as in store/sqlite: about 60 sessions (an encoder is ~1 MiB, a
+// sessions, as in store/sqlite: about 55 sessions (an encoder is ~2.2 MiB, a
 // typical keyframe 20–100 KB). A session that falls out is read back at its
 // next append.
-const keyframeCacheBytes = 64 << 20
+const keyframeCacheBytes = 128 << 20
 
 // keyframe returns the session's keyframe, from this process's cache or
 // else read (committed rows only) and decompressed; nil if it has none yet.

@@ -13,9 +13,9 @@ import (
 )
 
 // keyframeCacheBytes bounds the dictionaries and encoders kept for active
-// sessions: about 60 sessions (an encoder is ~1 MiB, a typical keyframe
+// sessions: about 55 sessions (an encoder is ~2.2 MiB, a typical keyframe
 // 20–100 KB). A session that falls out is read back at its next append.
-const keyframeCacheBytes = 64 << 20
+const keyframeCacheBytes = 128 << 20
 
 // keyframe returns the session's keyframe, from the cache or else read
 // (committed rows only) and decompressed; nil if it has none yet.
