@@ -504,6 +504,12 @@ func TestUIPlayer(t *testing.T) {
 	if sp := run(t, ctx, "speed", chromedp.Evaluate[float64](`window.loupePlayer.getReplayer().config.speed`)); sp != 8 {
 		t.Errorf("speed after 4: %v, want 8", sp)
 	}
+	skip := `window.loupePlayer.getReplayer().config.skipInactive`
+	before := run(t, ctx, "skip inactive", chromedp.Evaluate[bool](skip))
+	run(t, ctx, "s", chromedp.KeyEvent("s"))
+	if after := run(t, ctx, "skip inactive", chromedp.Evaluate[bool](skip)); after == before {
+		t.Errorf("s leaves skip inactive at %v", after)
+	}
 	run(t, ctx, "?", chromedp.KeyEvent("?"))
 	run(t, ctx, "help shown", chromedp.Poll[bool](`!document.querySelector('.help').hidden`))
 

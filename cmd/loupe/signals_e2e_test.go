@@ -374,6 +374,16 @@ func TestSignalsInUI(t *testing.T) {
 		if !uiWaitTrue(ctx, restored) {
 			t.Errorf("Back does not restore the previous filter and its results")
 		}
+		// Pages: with one session a page, the next page (the API's
+		// cursor in the URL) is empty.
+		if ids, err := uiListed(ctx, m.AdminURL+"/?limit=1&sort=friction"); err != nil || !uiHas(ids, sess.ID) {
+			t.Errorf("list with limit=1: %v (%v), want session %s", ids, err, sess.ID)
+		}
+		do(t, ctx, "next page", chromedp.Click(chromedp.CSS(".pager a[rel=next]")))
+		if !uiWaitTrue(ctx, `location.search.includes('cursor=') && location.search.includes('sort=friction') && !!document.querySelector('.results .notice--empty') && !document.querySelector('tr[data-session]')`) {
+			loc, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ' ' + document.querySelector('.results').innerText`))
+			t.Errorf("the second page of one session a page: %s; want an empty page reached by the API's cursor", loc)
+		}
 		// A time range after the session hides it.
 		later := url.Values{"from": {sess.StartedAt.Add(time.Hour).UTC().Format(time.RFC3339)}}
 		if ids, err := uiListed(ctx, m.AdminURL+"/?"+later.Encode()); err != nil || uiHas(ids, sess.ID) {
