@@ -100,7 +100,7 @@
 //   - Page (seq 0 only): the wire "page" member plus the utm_source,
 //     utm_medium, utm_campaign, utm_term and utm_content parameters of URL.
 //   - Signal facts (signals.go): the recorder's Custom events
-//     "loupe/click" {node, target, field, submit} (a readable description
+//     "loupe/click" {node, x, y, target, field, submit} (a readable description
 //     of the clicked element, sent right after rrweb's click event; never
 //     an input's value), "loupe/request" {start} (a fetch/XHR start, Unix
 //     ms, from Resource Timing) and "loupe/pagehide" {}, plus the times of
@@ -166,7 +166,6 @@ package collector
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -178,6 +177,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/loupe-dev/loupe/archive"
 	"github.com/loupe-dev/loupe/store"
@@ -195,7 +196,9 @@ type AssetWanter interface {
 // referencing more keeps the first ones in event order.
 const MaxAssetURLs = 500
 
-// Appender is the part of the store the collector writes to.
+// Appender is the part of the store the collector writes to. The batch's
+// Events lie in a buffer the collector reuses once AppendBatch returns: an
+// Appender that keeps them must copy them.
 type Appender interface {
 	AppendBatch(ctx context.Context, b *store.Batch) error
 }
@@ -321,10 +324,11 @@ func (c *Collector) ingest(r *http.Request) error {
 			return &httpError{status: http.StatusTooManyRequests, msg: "too many requests from this address; retry later", retryAfter: d}
 		}
 	}
-	body, err := c.readBody(r)
+	body, release, err := c.readBody(r)
 	if err != nil {
 		return err
 	}
+	defer release() // nothing below keeps body or a slice of it past AppendBatch
 	wb, err := decode(body, &c.Limits, now)
 	if err != nil {
 		return err
@@ -409,45 +413,101 @@ func (c *Collector) assetURLs(events []byte) []string {
 }
 
 // readBody reads the request body within the limits, decompressing gzip.
-func (c *Collector) readBody(r *http.Request) ([]byte, error) {
+// The body is in a pooled buffer: release returns it, after which the
+// body and everything aliasing it must no longer be used.
+func (c *Collector) readBody(r *http.Request) (body []byte, release func(), err error) {
 	maxBody, maxBatch := c.Limits.maxBodyBytes(), c.Limits.maxBatchBytes()
 	if r.ContentLength > maxBody {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "body of %d bytes exceeds the limit of %d bytes", r.ContentLength, maxBody)
+		return nil, nil, errorf(http.StatusRequestEntityTooLarge, "body of %d bytes exceeds the limit of %d bytes", r.ContentLength, maxBody)
 	}
-	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	rawBuf := getBuffer()
+	if r.ContentLength > 0 {
+		rawBuf.Grow(int(r.ContentLength) + 1) // +1: ReadFrom then sees EOF without growing
+	}
+	_, err = rawBuf.ReadFrom(io.LimitReader(r.Body, maxBody+1))
+	raw := rawBuf.Bytes()
 	if err != nil {
-		return nil, &httpError{status: http.StatusBadRequest, msg: "read body", err: err}
+		putBuffer(rawBuf)
+		return nil, nil, &httpError{status: http.StatusBadRequest, msg: "read body", err: err}
 	}
 	if int64(len(raw)) > maxBody {
-		return nil, errorf(http.StatusRequestEntityTooLarge, "body exceeds the limit of %d bytes", maxBody)
+		putBuffer(rawBuf)
+		return nil, nil, errorf(http.StatusRequestEntityTooLarge, "body exceeds the limit of %d bytes", maxBody)
 	}
 	switch enc := r.Header.Get("Content-Encoding"); {
 	case enc == "gzip" || (enc == "" && len(raw) >= 2 && raw[0] == 0x1f && raw[1] == 0x8b):
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		out, err := gunzip(raw, maxBatch)
+		putBuffer(rawBuf)
 		if err != nil {
-			return nil, &httpError{status: http.StatusBadRequest, msg: "body is not valid gzip", err: err}
+			return nil, nil, err
 		}
-		// rrweb JSON compresses about 5-10x: size the buffer once rather
-		// than let ReadAll double it from 512 bytes.
-		var buf bytes.Buffer
-		buf.Grow(int(min(int64(len(raw))*8, maxBatch+1)))
-		_, err = buf.ReadFrom(io.LimitReader(zr, maxBatch+1))
-		out := buf.Bytes()
-		if int64(len(out)) > maxBatch {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "decompressed batch exceeds the limit of %d bytes", maxBatch)
-		}
-		if err != nil {
-			return nil, &httpError{status: http.StatusBadRequest, msg: "body is not valid gzip", err: err}
-		}
-		return out, nil
+		return out.Bytes(), func() { putBuffer(out) }, nil
 	case enc == "" || enc == "identity":
 		if int64(len(raw)) > maxBatch {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "batch exceeds the limit of %d bytes", maxBatch)
+			putBuffer(rawBuf)
+			return nil, nil, errorf(http.StatusRequestEntityTooLarge, "batch exceeds the limit of %d bytes", maxBatch)
 		}
-		return raw, nil
+		return raw, func() { putBuffer(rawBuf) }, nil
 	default:
-		return nil, errorf(http.StatusUnsupportedMediaType, "content encoding %q not supported; use gzip or none", enc)
+		putBuffer(rawBuf)
+		return nil, nil, errorf(http.StatusUnsupportedMediaType, "content encoding %q not supported; use gzip or none", enc)
 	}
+}
+
+// gunzip decompresses a gzip body of at most maxBatch bytes into a pooled
+// buffer.
+func gunzip(raw []byte, maxBatch int64) (*bytes.Buffer, error) {
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(raw))
+	} else {
+		err = zr.Reset(bytes.NewReader(raw))
+	}
+	if err != nil {
+		return nil, &httpError{status: http.StatusBadRequest, msg: "body is not valid gzip", err: err}
+	}
+	defer gzipReaders.Put(zr)
+	// rrweb JSON compresses about 5-10x: size the buffer once rather
+	// than let it double from 512 bytes.
+	buf := getBuffer()
+	buf.Grow(int(min(int64(len(raw))*8, maxBatch+1)))
+	_, err = buf.ReadFrom(io.LimitReader(zr, maxBatch+1))
+	if int64(buf.Len()) > maxBatch {
+		putBuffer(buf)
+		return nil, errorf(http.StatusRequestEntityTooLarge, "decompressed batch exceeds the limit of %d bytes", maxBatch)
+	}
+	if err != nil {
+		putBuffer(buf)
+		return nil, &httpError{status: http.StatusBadRequest, msg: "body is not valid gzip", err: err}
+	}
+	return buf, nil
+}
+
+// Pools of request body buffers and gzip readers (a gzip reader's
+// decompressor holds ~40 KB of window and tables).
+var (
+	gzipReaders sync.Pool // of *gzip.Reader
+	buffers     sync.Pool // of *bytes.Buffer
+)
+
+// maxPooledBuffer: larger buffers (rare, huge batches) are left to the GC
+// rather than kept in the pool.
+const maxPooledBuffer = 4 << 20
+
+func getBuffer() *bytes.Buffer {
+	if b, ok := buffers.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+func putBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledBuffer {
+		return
+	}
+	b.Reset()
+	buffers.Put(b)
 }
 
 func (c *Collector) logger() *slog.Logger {

@@ -41,7 +41,9 @@ func (m *memStore) AppendBatch(_ context.Context, b *store.Batch) error {
 		m.seen = map[string]bool{}
 	}
 	m.seen[key] = true
-	m.batches = append(m.batches, b)
+	kept := *b
+	kept.Events = bytes.Clone(b.Events) // the collector reuses its buffer
+	m.batches = append(m.batches, &kept)
 	return nil
 }
 
