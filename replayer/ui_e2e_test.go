@@ -449,6 +449,10 @@ func TestUIPlayer(t *testing.T) {
 		run(t, ctx, "seek to "+c.at, chromedp.Poll[bool](fmt.Sprintf(`Math.abs(%s - %s) < 100`, now, c.at), chromedp.WithPollingTimeout(5*time.Second)))
 	}
 
+	// The panel marks where the player is: the last entry at or before it.
+	if cur := run(t, ctx, "current entry", chromedp.Evaluate[string](`[...document.querySelectorAll('.panel--events li.current .ev')].map(e => e.dataset.kind).join(' ') + ' past=' + document.querySelectorAll('.panel--events li.past').length`)); cur != "server_error past=8" {
+		t.Errorf("current entry at 9 s: %q, want server_error past=8", cur)
+	}
 	run(t, ctx, "console tab", chromedp.Click(chromedp.CSS(".side__tab[data-tab=console]")))
 	con := run(t, ctx, "console", chromedp.Evaluate[string](`document.querySelector('.panel--console').innerText`))
 	if !strings.Contains(con, "x is undefined") || !strings.Contains(con, "app.js:3") || strings.Count(con, "x is undefined") != 1 {

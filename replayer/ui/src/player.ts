@@ -431,12 +431,20 @@ function eventsPanel(items: Item[], clock: Clock, note: string | null) {
     el,
     count: items.length,
     at(ms: number) {
-      // The latest item at or before ms is "current".
-      let idx = -1;
-      for (let i = 0; i < rows.length && rows[i][0].at <= ms + 1; i++) idx = i;
+      // The latest item at or before ms is "current": a binary search, as
+      // this runs on every frame of playback.
+      let lo = 0;
+      let hi = rows.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (rows[mid][0].at <= ms + 1) lo = mid + 1;
+        else hi = mid;
+      }
+      const idx = lo - 1;
       if (idx === last) return;
-      rows.forEach(([, li], i) => li.classList.toggle('past', i <= idx));
-      if (last >= 0 && rows[last]) rows[last][1].classList.remove('current');
+      // Only the rows between the old and the new position change.
+      for (let i = Math.min(idx, last) + 1; i <= Math.max(idx, last); i++) rows[i][1].classList.toggle('past', i <= idx);
+      if (last >= 0) rows[last][1].classList.remove('current');
       if (idx >= 0) rows[idx][1].classList.add('current');
       last = idx;
     },
