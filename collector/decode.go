@@ -412,7 +412,7 @@ type payload struct {
 	args, trace                         []string // console plugin
 	// loupe/click and loupe/request
 	target        string
-	node          int
+	node, x, y    int
 	field, submit bool
 	start         float64
 	user          string // loupe/user
@@ -605,6 +605,10 @@ func (p *parser) payload(pl *payload) error {
 			pl.target, _, err = p.str(maxTarget)
 		case "node":
 			pl.node, err = p.integer()
+		case "x":
+			pl.x, err = p.integer()
+		case "y":
+			pl.y, err = p.integer()
 		case "field":
 			pl.field, err = p.boolean()
 		case "submit":

@@ -11,12 +11,14 @@ import (
 // (store.DeriveSignals), in the same pass over the events:
 //
 //   - Click targets: Custom (5) events tagged "loupe/click", payload
-//     {node, target, field, submit}, sent by the recorder right after
+//     {node, x, y, target, field, submit}, sent by the recorder right after
 //     rrweb's own click event: the description (cut to 160 bytes) goes to
 //     the batch's latest click on that node (or, with node 0, its latest
 //     click) that has none yet, with whether the element is a form field
 //     (never a dead click) and whether it submits a form (inputs before it
-//     are not abandoned).
+//     are not abandoned). With no such click among the batch's last 8
+//     (rrweb records none on some elements, such as password fields) the
+//     event is a click of its own, at its time and x, y.
 //   - Changes: a DOM mutation (source 0), input (5) or scroll (3) marks the
 //     batch's clicks at most store.DeadWindow ms before it as not dead
 //     (Click.Mutated); the first one's time is SignalFacts.FirstMutation,
@@ -66,6 +68,10 @@ func (p *parser) custom(ts int64, ev *event) {
 				return
 			}
 		}
+		// rrweb records no click on some elements (a password field, for
+		// one): the recorder's event stands for it.
+		b.Clicks = append(b.Clicks, store.Click{At: ts, X: pl.x, Y: pl.y, NodeID: pl.node,
+			Target: pl.target, Field: pl.field, Submit: pl.submit})
 	case requestTag:
 		if ev.hasPayload && pl.start > 0 && pl.start < 1e15 && len(b.Signals.Requests) < maxRequests {
 			b.Signals.Requests = append(b.Signals.Requests, int64(pl.start))

@@ -199,7 +199,7 @@ func TestClickTargets(t *testing.T) {
 	long := strings.Repeat("é", 200)
 	evs := []string{meta(0),
 		clickEv(100, 12, 1, 1), target(100, 12, "first", false, false),
-		clickEv(200, 13, 1, 1), target(200, 99, "other node", false, false), // no click on node 99
+		clickEv(200, 13, 1, 1), target(200, 99, "other node", false, false), // no click on node 99: one of its own
 		clickEv(300, 14, 1, 1), target(300, 0, long, true, true), // node 0: the latest click
 	}
 	body := batchJSON(f.token, 0, "["+strings.Join(evs, ",")+"]")
@@ -207,13 +207,13 @@ func TestClickTargets(t *testing.T) {
 		t.Fatalf("status %d (%s)", w.Code, w.Body)
 	}
 	cs := f.st.batches[0].Clicks
-	if len(cs) != 3 {
+	if len(cs) != 4 {
 		t.Fatalf("%d clicks", len(cs))
 	}
-	if cs[0].Target != "first" || cs[1].Target != "" {
-		t.Errorf("targets %q %q", cs[0].Target, cs[1].Target)
+	if cs[0].Target != "first" || cs[1].Target != "" || cs[2].Target != "other node" || cs[2].NodeID != 99 || cs[2].At != t0+200 {
+		t.Errorf("clicks %+v", cs[:3])
 	}
-	if c := cs[2]; len(c.Target) != maxTarget || !c.Field || !c.Submit {
+	if c := cs[3]; len(c.Target) != maxTarget || !c.Field || !c.Submit {
 		t.Errorf("long target: %d bytes, field %v submit %v", len(c.Target), c.Field, c.Submit)
 	}
 }

@@ -1,7 +1,7 @@
 // What the recorder adds to rrweb's events for Loupe's behaviour signals
 // (see collector/decode.go, "Signals"), as rrweb custom events (type 5):
 //
-//   "loupe/click"    {node, target, field, submit}: after each click, a
+//   "loupe/click"    {node, x, y, target, field, submit}: after each click, a
 //                    readable description of the clicked element: tag, #id,
 //                    up to two .classes and up to 40 characters of its text
 //                    ("*" for each character when the element is masked or
@@ -85,7 +85,7 @@ export function watchSignals(ingest: string, opts: ClickOptions): () => void {
       const t = e.target;
       if (!(t instanceof Element)) return;
       const d = describe(t, opts);
-      record.addCustomEvent(CLICK_TAG, { node: record.mirror.getId(t), ...d });
+      record.addCustomEvent(CLICK_TAG, { node: record.mirror.getId(t), x: Math.round(e.clientX), y: Math.round(e.clientY), ...d });
     } catch {
       // never into the page
     }
