@@ -34,16 +34,28 @@ const streamBufSize = 32 << 10
 var errStreamClosed = errors.New("rewritten body closed")
 
 // stream is the body of a rewritten response.
+//
+// The rewrite starts at the first Read, not before: until then
+// httputil.ReverseProxy reads the response's Trailer map, which the
+// transport fills in when the goroutine reaches the end of the origin's
+// body.
 type stream struct {
-	pr *io.PipeReader
-	up io.Closer // the origin's body
+	pr    *io.PipeReader
+	up    io.Closer // the origin's body
+	run   func()    // the rewrite, run in its own goroutine
+	drop  func()    // gives the rewrite's resources back if it never ran
+	start sync.Once
 }
 
-func (s *stream) Read(p []byte) (int, error) { return s.pr.Read(p) }
+func (s *stream) Read(p []byte) (int, error) {
+	s.start.Do(func() { go s.run() })
+	return s.pr.Read(p)
+}
 
 // Close stops the rewrite: its next write fails, and the origin's body is
 // closed, which also ends a read waiting on it.
 func (s *stream) Close() error {
+	s.start.Do(s.drop)
 	s.pr.CloseWithError(errStreamClosed)
 	return s.up.Close()
 }
@@ -111,27 +123,32 @@ func newStream(up io.ReadCloser, in, out string, rewrite rewriteFunc, log *slog.
 	rec.stop()
 
 	snk.enc, snk.releaseEnc = newEncoder(out, snk.zbuf)
-	go func() {
+	// done gives everything back once the rewrite is over; ok: the coders
+	// ended normally and may be reused.
+	done := func(ok bool) {
+		if ok {
+			release()
+			snk.releaseEnc()
+		}
+		bufs.in.Reset(nil)
+		bufs.out = snk.out[:0]
+		bufs.zbuf.Reset()
+		streamPool.Put(bufs)
+	}
+	run := func() {
 		var err error
 		ok := false
 		defer func() {
 			if v := recover(); v != nil {
+				// A coder that panicked may be in any state: let it go.
 				err = fmt.Errorf("rewrite panic: %v", v)
 				log.Error("rewrite stream panic", "panic", v)
-			}
-			if ok {
-				// A coder that panicked may be in any state: let it go.
-				release()
-				snk.releaseEnc()
 			}
 			if err != nil && !errors.Is(err, errStreamClosed) {
 				log.Warn("rewritten body broke off", "err", err)
 			}
 			pw.CloseWithError(err) // nil: io.EOF
-			bufs.in.Reset(nil)
-			bufs.out = snk.out[:0]
-			bufs.zbuf.Reset()
-			streamPool.Put(bufs)
+			done(ok)
 		}()
 		err = rewrite(snk, src)
 		if err == nil {
@@ -142,8 +159,8 @@ func newStream(up io.ReadCloser, in, out string, rewrite rewriteFunc, log *slog.
 			snk.flush()
 		}
 		ok = true
-	}()
-	return &stream{pr: pr, up: up}, nil
+	}
+	return &stream{pr: pr, up: up, run: run, drop: func() { done(true) }}, nil
 }
 
 // readSome reads into b until it gets a byte or an error.
