@@ -87,7 +87,23 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
   const stage = h('div', { class: 'stage' });
   const bar = h('div', { class: 'timeline', 'aria-label': 'Timeline' });
   const side = h('aside', { class: 'side card' });
-  const left = h('div', { class: 'player-col' }, stage, bar);
+  const legend = h(
+    'ul',
+    { class: 'timeline-legend', 'aria-hidden': 'true' },
+    ...(
+      [
+        ['page', 'Page'],
+        ['click', 'Click'],
+        ['rage_click', 'Rage click'],
+        ['dead_click', 'Dead click'],
+        ['error_click', 'Error click'],
+        ['js_error', 'Error'],
+        ['server_error', 'Failed request'],
+        ['form_abandon', 'Form abandoned'],
+      ] as const
+    ).map(([k, label]) => h('li', {}, h('span', { class: `swatch marker--${k}` }), label)),
+  );
+  const left = h('div', { class: 'player-col' }, stage, bar, legend);
   mount(main, facts(s, id), h('div', { class: 'player-layout' }, left, side));
 
   if (!Array.isArray(evs) || evs.length < 2) {
