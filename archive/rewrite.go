@@ -75,7 +75,9 @@ func AssetURLs(events []byte) ([]string, error) {
 		}
 		return "", false
 	}
-	if err := walkEvents(bytes.NewReader(events), collect, func(json.RawMessage, any) error { return nil }); err != nil {
+	w := newWalker(collect)
+	w.lean = true // collect maps nothing, so no event is re-encoded
+	if err := w.walk(bytes.NewBuffer(events), func(json.RawMessage, any) error { return nil }); err != nil {
 		return nil, err
 	}
 	return urls, nil
@@ -142,6 +144,14 @@ func RewriteEvents(dst io.Writer, src io.Reader, m Mapper) error {
 // each asset reference to m and calls emit with the raw event and, when m
 // mapped something in it, the rewritten event (nil otherwise).
 func walkEvents(src io.Reader, m Mapper, emit func(raw json.RawMessage, ev any) error) error {
+	return newWalker(m).walk(src, emit)
+}
+
+func newWalker(m Mapper) *walker {
+	return &walker{m: m, nodes: make(map[string]nodeKind), links: make(map[string]*linkInfo)}
+}
+
+func (w *walker) walk(src io.Reader, emit func(raw json.RawMessage, ev any) error) error {
 	dec := jsontext.NewDecoder(src, jsonOptions...)
 	tok, err := dec.ReadToken()
 	if err != nil {
@@ -150,7 +160,6 @@ func walkEvents(src io.Reader, m Mapper, emit func(raw json.RawMessage, ev any) 
 	if tok.Kind() != '[' {
 		return errors.New("read events: not a JSON array")
 	}
-	w := &walker{m: m, nodes: make(map[string]nodeKind), links: make(map[string]*linkInfo)}
 	for dec.PeekKind() != ']' {
 		raw, err := dec.ReadValue() // valid until the next read
 		if err != nil {
@@ -235,6 +244,86 @@ func decodeValue(dec *jsontext.Decoder) (any, error) {
 	return nil, nil
 }
 
+// leanNames are all the member names the walker reads, at any depth.
+// Members under other names cannot change what it finds, so a walk whose
+// events are never re-encoded (AssetURLs) skips their values rather than
+// decode them. Keys map to themselves: looking a name up yields its string
+// without allocating one.
+var leanNames = func() map[string]string {
+	m := map[string]string{}
+	for _, k := range [...]string{
+		"type", "data", "href", "node", "source", "adds", "texts", "attributes", "id",
+		"rule", "replace", "replaceSync", "set", "value", "styles", "rules", "buffer", "fontSource",
+		"tagName", "isStyle", "textContent", "childNodes", "rel", "as",
+	} {
+		m[k] = k
+	}
+	for _, k := range assetAttrs {
+		m[k] = k
+	}
+	return m
+}()
+
+// decodeLean is decodeValue keeping only the members named in leanNames,
+// except under "style", whose members are CSS properties (an attribute
+// change may record the style attribute as {property: value}) and are all
+// kept.
+func decodeLean(dec *jsontext.Decoder) (any, error) {
+	switch dec.PeekKind() {
+	case '{':
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
+		obj := make(map[string]any)
+		for dec.PeekKind() != '}' {
+			raw, err := dec.ReadValue() // the name; valid until the next read
+			if err != nil {
+				return nil, err
+			}
+			var name string
+			var keep bool
+			if bytes.IndexByte(raw, '\\') < 0 {
+				name, keep = leanNames[string(raw[1:len(raw)-1])]
+			} else if u, err := jsontext.AppendUnquote(nil, raw); err == nil {
+				name, keep = leanNames[string(u)]
+			}
+			if !keep {
+				if err := dec.SkipValue(); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			var v any
+			if name == "style" {
+				v, err = decodeValue(dec)
+			} else {
+				v, err = decodeLean(dec)
+			}
+			if err != nil {
+				return nil, err
+			}
+			obj[name] = v
+		}
+		_, err := dec.ReadToken()
+		return obj, err
+	case '[':
+		if _, err := dec.ReadToken(); err != nil {
+			return nil, err
+		}
+		arr := []any{}
+		for dec.PeekKind() != ']' {
+			v, err := decodeLean(dec)
+			if err != nil {
+				return nil, err
+			}
+			arr = append(arr, v)
+		}
+		_, err := dec.ReadToken()
+		return arr, err
+	}
+	return decodeValue(dec)
+}
+
 // walker carries what one pass over an event array knows: the page's URL
 // and the kinds of the nodes it has seen, by rrweb node id.
 type walker struct {
@@ -243,6 +332,7 @@ type walker struct {
 	nodes   map[string]nodeKind
 	links   map[string]*linkInfo
 	changed bool
+	lean    bool             // decode with decodeLean: events are never re-encoded
 	dec     jsontext.Decoder // reused for each event
 }
 
@@ -299,7 +389,11 @@ func (w *walker) event(raw json.RawMessage) (any, error) {
 		return nil, nil
 	}
 	w.dec.Reset(bytes.NewReader(raw), jsonOptions...)
-	v, err := decodeValue(&w.dec)
+	decode := decodeValue
+	if w.lean {
+		decode = decodeLean
+	}
+	v, err := decode(&w.dec)
 	if err != nil {
 		return nil, fmt.Errorf("read event: %w", err)
 	}

@@ -1,0 +1,70 @@
+package archive
+
+import (
+	"encoding/json"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// fullAssetURLs is AssetURLs with every member of every event decoded, as
+// RewriteEvents decodes them.
+func fullAssetURLs(t *testing.T, events []byte) []string {
+	t.Helper()
+	var urls []string
+	seen := map[string]bool{}
+	collect := func(abs string) (string, bool) {
+		if !seen[abs] {
+			seen[abs] = true
+			urls = append(urls, abs)
+		}
+		return "", false
+	}
+	if err := walkEvents(strings.NewReader(string(events)), collect, func(json.RawMessage, any) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return urls
+}
+
+// TestAssetURLsLean checks that AssetURLs, which skips the members the
+// walker never reads, finds exactly what a walk decoding everything finds.
+func TestAssetURLsLean(t *testing.T) {
+	inputs := map[string][]byte{"chromium": bigSession(t, 1<<20)}
+	golden, err := os.ReadFile("testdata/rewrite-events.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs["golden"] = golden
+	for _, tt := range eventCases {
+		inputs[tt.name] = []byte("[" + meta + "," + strings.Join(tt.events, ",") + "]")
+	}
+	// Escaped member names and a style attribute recorded as properties.
+	inputs["escaped"] = []byte("[" + meta + `,{"type":2,"data":{"node":{"type":0,"childNodes":[` +
+		`{"type":2,"tagName":"img","attributes":{"\u0073rc":"/a.png","class":"x"},"childNodes":[],"id":2},` +
+		`{"type":2,"tagName":"div","attributes":{"data-x":{"src":"/no.png"}},"childNodes":[],"id":3}],"id":1}},"timestamp":2},` +
+		`{"type":3,"data":{"source":0,"adds":[],"removes":[],"texts":[],"attributes":[{"id":3,"attributes":{"style":{"background-image":"url(/b.png)","color":["red","important"],"mask":["url(/c.png)"]}}}]},"timestamp":3}]`)
+	for name, in := range inputs {
+		got, err := AssetURLs(in)
+		if err != nil {
+			t.Fatalf("%s: AssetURLs: %v", name, err)
+		}
+		if want := fullAssetURLs(t, in); !slices.Equal(got, want) {
+			t.Errorf("%s: lean walk found %q, full walk %q", name, got, want)
+		}
+		if name == "escaped" && len(got) != 3 {
+			t.Errorf("escaped: found %q, want the 3 asset URLs", got)
+		}
+	}
+}
+
+func BenchmarkAssetURLs(b *testing.B) {
+	in := bigSession(b, 1<<20)
+	b.SetBytes(int64(len(in)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := AssetURLs(in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
