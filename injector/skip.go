@@ -232,6 +232,14 @@ func (f *feed) skip() error {
 		if n >= maxBuf && rw.skippable(name, a, end) {
 			return f.copyRest()
 		}
+		if a == atom.Textarea && !end {
+			done, err := f.skipTextarea(n, maxBuf)
+			if err != nil || !done {
+				return err
+			}
+			run = 0
+			continue
+		}
 		if out, ok := rw.skipField(b[:n], a, end); ok {
 			f.r += n
 			if err := rw.write(out); err != nil {
@@ -251,6 +259,68 @@ func (f *feed) skip() error {
 			rw.z.AllowCDATA(true)
 			return nil
 		}
+	}
+}
+
+// skipTextarea handles a <textarea> whose start tag is the next n unread
+// bytes, with its text and end tag, as the tokenizer and startTag would, if
+// all of it is in the buffer (reading on as needed) and the tokenizer would
+// not give up on any of its tokens. It reports false, having changed
+// nothing, to leave the element to the tokenizer.
+func (f *feed) skipTextarea(n, maxBuf int) (bool, error) {
+	rw := f.rw
+	j, end := -1, 0
+	for seen := n; ; {
+		b := f.buf[f.r:f.w]
+		if bytes.IndexByte(b[seen:], '>') >= 0 {
+			if j = rawEndTag(b[n:], "textarea"); j >= 0 {
+				var ok bool
+				if end, ok = tagEnd(b[n+j:], 2); ok {
+					break
+				}
+			}
+		}
+		seen = len(b)
+		if !f.fill() {
+			return false, nil
+		}
+	}
+	// The text token is read up to "</textarea" and one byte more.
+	if n >= maxBuf || j+len("</textarea")+1 >= maxBuf || end >= maxBuf {
+		return false, nil
+	}
+	out, ok := rw.skipField(f.buf[f.r:f.r+n], atom.Textarea, false)
+	if !ok {
+		return false, nil
+	}
+	f.r += n
+	if err := rw.write(out); err != nil {
+		return true, err
+	}
+	if err := f.emit(j); err != nil {
+		return true, err
+	}
+	rw.stack.pop([]byte("textarea"))
+	return true, f.emit(end)
+}
+
+// rawEndTag returns the offset in b of the first end tag of the raw-text
+// element name ("</name" and a space, '/' or '>', any case), or -1.
+func rawEndTag(b []byte, name string) int {
+	for i := 0; ; {
+		j := bytes.Index(b[i:], []byte("</"))
+		if j < 0 {
+			return -1
+		}
+		i += j
+		k := i + 2 + len(name)
+		if k < len(b) && asciiEqualFold(b[i+2:k], name) {
+			switch b[k] {
+			case ' ', '\n', '\r', '\t', '\f', '/', '>':
+				return i
+			}
+		}
+		i += 2
 	}
 }
 
@@ -302,7 +372,8 @@ func (r *rewriter) skippable(name []byte, a atom.Atom, end bool) bool {
 	return true
 }
 
-// skipField handles an <input> or <select> start tag raw (atom a), as
+// skipField handles an <input>, <select> or <textarea> start tag raw (atom
+// a), as
 // startTag would, reading its attributes itself, and returns what to write.
 // It reports false for any other tag, or one whose attribute values need
 // decoding.
@@ -310,7 +381,7 @@ func (r *rewriter) skipField(raw []byte, a atom.Atom, end bool) ([]byte, bool) {
 	if end {
 		return nil, false
 	}
-	if a != atom.Input && a != atom.Select {
+	if a != atom.Input && a != atom.Select && a != atom.Textarea {
 		return nil, false
 	}
 	for _, c := range raw {
@@ -326,7 +397,7 @@ func (r *rewriter) skipField(raw []byte, a atom.Atom, end bool) ([]byte, bool) {
 	if mark := r.mark(); mark != "" {
 		raw = r.addClass(raw, mark)
 	}
-	if a == atom.Select {
+	if a != atom.Input {
 		r.stack.push(&r.cur)
 	}
 	return raw, true
@@ -379,27 +450,14 @@ func rawTextEnd(b []byte, name string) int {
 	if name == "plaintext" {
 		return -1
 	}
-	for i := 0; ; {
-		j := bytes.Index(b[i:], []byte("</"))
-		if j < 0 {
-			return -1
-		}
-		i += j
-		k := i + 2 + len(name)
-		if k < len(b) && asciiEqualFold(b[i+2:k], name) {
-			switch b[k] {
-			case ' ', '\n', '\r', '\t', '\f', '/', '>':
-				if name == "script" && bytes.Contains(b[:i], []byte("<!--")) {
-					return -1
-				}
-				if n, ok := tagEnd(b[i:], 2); ok {
-					return i + n
-				}
-				return -1
-			}
-		}
-		i += 2
+	i := rawEndTag(b, name)
+	if i < 0 || name == "script" && bytes.Contains(b[:i], []byte("<!--")) {
+		return -1
 	}
+	if n, ok := tagEnd(b[i:], 2); ok {
+		return i + n
+	}
+	return -1
 }
 
 // commentEnd guesses the end of the "<!--" comment b starts with: after

@@ -62,6 +62,8 @@ func TestSkipSameOutput(t *testing.T) {
 		`<head><body><script>if (a</b) x("</scripty>")</script><input><style>p{}</STYLE ><input>`,
 		`<head><body><script><!--<script></script>--></script><input></body>`,
 		`<head><body><textarea><input></textarea><title><input></title><plaintext><input>`,
+		`<head><body><TEXTAREA name=cvc class=x>a</textArea ><textarea>` + strings.Repeat("</textareax>", 3000) + `</textarea/><input>`,
+		`<head><body><textarea id=a&amp;b>x</textarea><textarea>` + strings.Repeat("y", 40000) + `</textarea><input>`,
 		`<head><body><DIV CLASS=x><Input Name=cvc></DIV><math><mi><input></mi></math>`,
 		`<head><body><div` + strings.Repeat(" a=b", 10000) + `><input></div>`,
 		`<head><body><div title="` + strings.Repeat("x", 40000) + `"><input></div>`,
