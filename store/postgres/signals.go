@@ -23,9 +23,6 @@ func deriveSignals(ctx context.Context, tx pgx.Tx, b *store.Batch, stateJSON str
 		return fmt.Errorf("page view %q: %w", b.PageViewID, err)
 	}
 	sigs := store.DeriveSignals(&st, b)
-	if err := saveState(ctx, tx, b.PageViewID, stateJSON, &st); err != nil {
-		return err
-	}
 	if isNew && b.EventCount > 0 {
 		ended, err := endPageViews(ctx, tx, b)
 		if err != nil {
@@ -33,10 +30,107 @@ func deriveSignals(ctx context.Context, tx pgx.Tx, b *store.Batch, stateJSON str
 		}
 		sigs = append(sigs, ended...)
 	}
-	if len(sigs) == 0 && !b.Signals.Converted {
+	// One round trip for the state, the signals and the counters; a second
+	// one if the friction changed.
+	var q pgx.Batch
+	newState, err := encodeState(&st)
+	if err != nil {
+		return err
+	}
+	if newState != stateJSON {
+		q.Queue(saveStateSQL, newState, b.PageViewID)
+	}
+	counted := queueSignals(&q, b.SessionID, sigs, b.Signals.Converted)
+	if q.Len() == 0 {
 		return nil
 	}
-	return addSignals(ctx, tx, b.SessionID, sigs, b.Signals.Converted)
+	br := tx.SendBatch(ctx, &q)
+	defer br.Close()
+	if newState != stateJSON {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("save signal state: %w", err)
+		}
+	}
+	return finishSignals(ctx, tx, br, b.SessionID, len(sigs) > 0, counted)
+}
+
+// Statements of signal derivation.
+const (
+	saveStateSQL     = `UPDATE page_views SET signal_state = $1 WHERE id = $2`
+	insertSignalsSQL = `
+	INSERT INTO signals (session_id, page_view_id, at, kind, x, y, node_id, target, url, detail)
+	SELECT $1, pv, at, kind, x, y, node_id, target, url, detail
+	FROM unnest($2::text[], $3::bigint[], $4::text[], $5::integer[], $6::integer[], $7::integer[],
+		$8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS r (pv, at, kind, x, y, node_id, target, url, detail, n)
+	ORDER BY n`
+	countSignalsSQL = `
+	UPDATE sessions SET
+		rage_click_count   = rage_click_count + $1,
+		dead_click_count   = dead_click_count + $2,
+		error_click_count  = error_click_count + $3,
+		js_error_count     = js_error_count + $4,
+		server_error_count = server_error_count + $5,
+		form_abandon_count = form_abandon_count + $6,
+		converted          = converted OR $7
+	WHERE id = $8
+	RETURNING rage_click_count, dead_click_count, error_click_count, js_error_count, server_error_count,
+		form_abandon_count, converted, friction`
+)
+
+// queueSignals queues the insert of sigs and, if any is counted or the
+// session converted, the update of its counters (which returns them). It
+// reports whether it queued the update.
+func queueSignals(q *pgx.Batch, sessionID string, sigs []store.Signal, converted bool) bool {
+	var c store.SignalCounts
+	if n := len(sigs); n > 0 {
+		pv, at, kind := make([]string, n), make([]int64, n), make([]string, n)
+		x, y, node := make([]int32, n), make([]int32, n), make([]int32, n)
+		target, url, detail := make([]string, n), make([]string, n), make([]string, n)
+		for i, s := range sigs {
+			pv[i], at[i], kind[i] = s.PageViewID, s.At, s.Kind
+			x[i], y[i], node[i] = int32(s.X), int32(s.Y), int32(s.NodeID)
+			target[i], url[i], detail[i] = s.Target, s.URL, s.Detail
+			c.Add(s.Kind)
+		}
+		q.Queue(insertSignalsSQL, sessionID, pv, at, kind, x, y, node, target, url, detail)
+	}
+	if c.Zero() && !converted {
+		return false
+	}
+	q.Queue(countSignalsSQL, c.RageClick, c.DeadClick, c.ErrorClick, c.JSError, c.ServerError, c.FormAbandon, converted, sessionID)
+	return true
+}
+
+// finishSignals reads the results of queueSignals' statements and
+// updates the session's friction if it changed.
+func finishSignals(ctx context.Context, tx pgx.Tx, br pgx.BatchResults, sessionID string, inserted, counted bool) error {
+	if inserted {
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("insert signals: %w", err)
+		}
+	}
+	if !counted {
+		return br.Close()
+	}
+	var c store.SignalCounts
+	var converted bool
+	var old float64
+	err := br.QueryRow().Scan(&c.RageClick, &c.DeadClick, &c.ErrorClick, &c.JSError, &c.ServerError, &c.FormAbandon, &converted, &old)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return br.Close() // no such session
+	}
+	if err != nil {
+		return fmt.Errorf("count signals: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return err
+	}
+	if f := store.Friction(c, converted); f != old {
+		if _, err := tx.Exec(ctx, `UPDATE sessions SET friction = $1 WHERE id = $2`, f, sessionID); err != nil {
+			return fmt.Errorf("recompute friction: %w", err)
+		}
+	}
+	return nil
 }
 
 // endPageViews ends the session's other page views that started before b
@@ -88,67 +182,43 @@ func decodeState(s string) (store.SignalState, error) {
 	return st, nil
 }
 
+// encodeState is st as the page view keeps it: "" when empty.
+func encodeState(st *store.SignalState) (string, error) {
+	if st.Empty() {
+		return "", nil
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return "", fmt.Errorf("encode signal state: %w", err)
+	}
+	return string(b), nil
+}
+
 // saveState writes st as the page view's state unless it is unchanged
 // from old.
 func saveState(ctx context.Context, tx pgx.Tx, pageViewID, old string, st *store.SignalState) error {
-	s := ""
-	if !st.Empty() {
-		b, err := json.Marshal(st)
-		if err != nil {
-			return fmt.Errorf("encode signal state: %w", err)
-		}
-		s = string(b)
+	s, err := encodeState(st)
+	if err != nil || s == old {
+		return err
 	}
-	if s == old {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, `UPDATE page_views SET signal_state = $1 WHERE id = $2`, s, pageViewID); err != nil {
+	if _, err := tx.Exec(ctx, saveStateSQL, s, pageViewID); err != nil {
 		return fmt.Errorf("save signal state: %w", err)
 	}
 	return nil
 }
 
 // addSignals inserts signals of one session, adds them to its counters,
-// marks it converted if so and recomputes its friction.
+// marks it converted if so and recomputes its friction, in tx. Code of
+// this package that raises signals (the request log) calls it.
 func addSignals(ctx context.Context, tx pgx.Tx, sessionID string, sigs []store.Signal, converted bool) error {
-	var c store.SignalCounts
-	if n := len(sigs); n > 0 {
-		pv, at, kind := make([]string, n), make([]int64, n), make([]string, n)
-		x, y, node := make([]int32, n), make([]int32, n), make([]int32, n)
-		target, url, detail := make([]string, n), make([]string, n), make([]string, n)
-		for i, s := range sigs {
-			pv[i], at[i], kind[i] = s.PageViewID, s.At, s.Kind
-			x[i], y[i], node[i] = int32(s.X), int32(s.Y), int32(s.NodeID)
-			target[i], url[i], detail[i] = s.Target, s.URL, s.Detail
-			c.Add(s.Kind)
-		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO signals (session_id, page_view_id, at, kind, x, y, node_id, target, url, detail)
-			SELECT $1, pv, at, kind, x, y, node_id, target, url, detail
-			FROM unnest($2::text[], $3::bigint[], $4::text[], $5::integer[], $6::integer[], $7::integer[],
-				$8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS r (pv, at, kind, x, y, node_id, target, url, detail, n)
-			ORDER BY n`,
-			sessionID, pv, at, kind, x, y, node, target, url, detail); err != nil {
-			return fmt.Errorf("insert signals: %w", err)
-		}
-	}
-	if c.Zero() && !converted {
+	var q pgx.Batch
+	counted := queueSignals(&q, sessionID, sigs, converted)
+	if q.Len() == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `
-		UPDATE sessions SET
-			rage_click_count   = rage_click_count + $1,
-			dead_click_count   = dead_click_count + $2,
-			error_click_count  = error_click_count + $3,
-			js_error_count     = js_error_count + $4,
-			server_error_count = server_error_count + $5,
-			form_abandon_count = form_abandon_count + $6,
-			converted          = converted OR $7
-		WHERE id = $8`,
-		c.RageClick, c.DeadClick, c.ErrorClick, c.JSError, c.ServerError, c.FormAbandon, converted, sessionID); err != nil {
-		return fmt.Errorf("count signals: %w", err)
-	}
-	return recomputeFriction(ctx, tx, sessionID)
+	br := tx.SendBatch(ctx, &q)
+	defer br.Close()
+	return finishSignals(ctx, tx, br, sessionID, len(sigs) > 0, counted)
 }
 
 // recomputeFriction sets the session's friction from its counters and
