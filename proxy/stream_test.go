@@ -394,3 +394,26 @@ func TestStreamClientGoesAway(t *testing.T) {
 		t.Fatal("the origin's request was not canceled after the visitor left")
 	}
 }
+
+// TestCorruptBodyPassesThrough: a page whose body is not in the coding it
+// claims goes out as the origin sent it, headers included, in every coding.
+func TestCorruptBodyPassesThrough(t *testing.T) {
+	for _, enc := range []string{"gzip", "deflate", "br", "zstd"} {
+		t.Run(enc, func(t *testing.T) {
+			body := []byte("\x1f\x8b\x28\xb5\x2f\xfdnot really " + enc + strings.Repeat(" garbage", 100))
+			srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html")
+				w.Header().Set("Content-Encoding", enc)
+				w.Header().Set("ETag", `"e"`)
+				w.Write(body)
+			}), nil)
+			resp, got := get(t, srv.URL+"/", map[string]string{"Accept-Encoding": "gzip, deflate, br, zstd"})
+			if !bytes.Equal(got, body) {
+				t.Fatalf("got %q, want the origin's bytes", got)
+			}
+			if resp.Header.Get("Content-Encoding") != enc || resp.Header.Get("ETag") != `"e"` || len(resp.Cookies()) != 0 {
+				t.Errorf("headers changed: %v", resp.Header)
+			}
+		})
+	}
+}
