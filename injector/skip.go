@@ -13,16 +13,17 @@ import (
 // Tokenizer reads every byte of them one at a time and copies every
 // attribute name, which costs far more than the rewrite itself. So the
 // tokenizer reads the document through a feed, which, at a token boundary
-// where nothing is pending, copies such tokens straight to the output and
-// hands the tokenizer only the tokens that matter: form fields, <meta>,
-// raw-text elements (script, style, textarea, …), <svg> and <math>,
-// comments, doctypes and anything unusual.
+// where nothing is pending, copies such tokens straight to the output,
+// marks form fields itself (<input>, <select>, and <textarea> with its
+// text, reading attributes from the raw tag when no value needs decoding),
+// and hands the tokenizer only the rest: <meta>, raw-text elements (script,
+// style, …), <svg> and <math>, comments, doctypes and anything unusual.
 //
 // Skipped tags still open and close elements on the stack, exactly as
 // startTag and the end-tag case of token would, so selectors, foreign
 // content and everything after see the same state; the output is the same
-// byte for byte (FuzzSkip checks that against the tokenizer alone, with
-// arbitrary read boundaries).
+// byte for byte (FuzzSkip and TestSkipSameOutput check that against the
+// tokenizer alone, with arbitrary read boundaries and buffer limits).
 //
 // Skipping is off while any selector may look at ancestors' attributes
 // (the stack then needs them), inside foreign content, before the tag is
