@@ -68,3 +68,28 @@ func BenchmarkAssetURLs(b *testing.B) {
 		}
 	}
 }
+
+func TestMayHaveCSSRef(t *testing.T) {
+	for s, want := range map[string]bool{
+		"":                         false,
+		"display:flex;gap:8px":     false,
+		"color: red; u":            false,
+		"background:URL(x.png)":    true,
+		"background:u\\72l(x.png)": true,
+		"background-image:Image-Set(\"a.png\" 1x)": true,
+		"@IMPORT 'a.css';":                         true,
+		"x{}ur":                                    false,
+		"ur l(":                                    false,
+		"-webkit-image-set(":                       true,
+	} {
+		if got := mayHaveCSSRef(s); got != want {
+			t.Errorf("mayHaveCSSRef(%q) = %v, want %v", s, got, want)
+		}
+		// Never false where scanCSS finds a reference.
+		found := false
+		scanCSS([]byte(s), func(cssRef) { found = true })
+		if found && !mayHaveCSSRef(s) {
+			t.Errorf("scanCSS finds a reference in %q", s)
+		}
+	}
+}

@@ -681,6 +681,9 @@ func (w *walker) cssField(obj map[string]any, name string, base *url.URL) {
 
 // css rewrites CSS text, reporting whether anything changed.
 func (w *walker) css(s string, base *url.URL) (string, bool) {
+	if !mayHaveCSSRef(s) {
+		return s, false
+	}
 	changed := false
 	out := RewriteCSS([]byte(s), base, func(abs string) (string, bool) {
 		mapped, ok := w.m(abs)
@@ -692,6 +695,35 @@ func (w *walker) css(s string, base *url.URL) (string, bool) {
 	}
 	w.changed = true
 	return string(out), true
+}
+
+// mayHaveCSSRef reports whether CSS text can hold a reference scanCSS
+// finds: one needs a url( function, an image-set( or an @import, whose
+// names, without a backslash escape, appear as written. Most style
+// attributes have none and are neither copied nor tokenized.
+func mayHaveCSSRef(s string) bool {
+	return strings.IndexByte(s, '\\') >= 0 || containsFoldString(s, "url") ||
+		containsFoldString(s, "image-set") || containsFoldString(s, "import")
+}
+
+// containsFoldString reports whether s contains the lowercase ASCII word,
+// ignoring case.
+func containsFoldString(s, word string) bool {
+	upper := word[0] - 'a' + 'A'
+	for len(s) >= len(word) {
+		i := strings.IndexByte(s, word[0])
+		if j := strings.IndexByte(s, upper); j >= 0 && (i < 0 || j < i) {
+			i = j
+		}
+		if i < 0 || len(s)-i < len(word) {
+			return false
+		}
+		if strings.EqualFold(s[i:i+len(word)], word) {
+			return true
+		}
+		s = s[i+1:]
+	}
+	return false
 }
 
 // srcset rewrites each candidate URL of a srcset attribute that m maps,
