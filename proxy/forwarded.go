@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// setForwarded sets X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto
+// SetForwarded sets X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto
 // and Forwarded (RFC 7239) on the outbound request.
 //
 // ReverseProxy has already removed the client's copies from pr.Out. When
@@ -21,7 +21,7 @@ import (
 // nothing is believed: the headers describe this connection alone, and
 // the other headers some origins take a client's address or scheme from
 // (spoofableHeaders) are dropped.
-func setForwarded(pr *httputil.ProxyRequest, trusted []netip.Prefix) {
+func SetForwarded(pr *httputil.ProxyRequest, trusted []netip.Prefix) {
 	in, h := pr.In, pr.Out.Header
 	peer := parseAddr(in.RemoteAddr)
 	proto := "http"
@@ -103,7 +103,7 @@ var spoofableHeaders = []string{
 }
 
 // publicHost returns the host name and port (as in a Host header) and the
-// scheme the visitor used, as setForwarded recorded them on the outbound
+// scheme the visitor used, as SetForwarded recorded them on the outbound
 // request out.
 func publicHost(out *http.Request) (host, scheme string) {
 	host, scheme = out.Header.Get("X-Forwarded-Host"), out.Header.Get("X-Forwarded-Proto")

@@ -55,9 +55,10 @@ type Config struct {
 
 	// CookieName is the session cookie's name. If empty, DefaultCookieName.
 	CookieName string
-	// MaxRewriteBytes bounds an HTML body the proxy will rewrite, both as
-	// received and decoded. Larger bodies pass through unchanged. If zero,
-	// 16 MiB.
+	// MaxRewriteBytes bounds an HTML body the proxy will rewrite when the
+	// origin declares its length (Content-Length); larger bodies pass
+	// through unchanged. Bodies of unknown length are always streamed
+	// through the rewriter. If zero, 16 MiB.
 	MaxRewriteBytes int64
 
 	// Record decides whether an HTML page gets the recorder; see
@@ -241,7 +242,7 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	if p.cfg.PreserveHost {
 		pr.Out.Host = pr.In.Host
 	}
-	setForwarded(pr, p.cfg.TrustedProxies)
+	SetForwarded(pr, p.cfg.TrustedProxies)
 	if p.cfg.Archive != nil && p.siteHost(pr.In.Host) {
 		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), publicURLKey{}, publicURL(pr.In)))
 	}

@@ -5,20 +5,24 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
+
+	"github.com/loupe-dev/loupe/proxy"
 )
 
 // forwardIngest returns the ingest handler of a proxy whose collector runs
 // elsewhere: it forwards each batch to coll unchanged. X-Forwarded-For
-// names the visitor, so the collector sees the client when this proxy is
-// among its trusted proxies. While the collector cannot be reached the
+// names the visitor (through the hops in trusted, as for the origin), so
+// the collector sees the client when this proxy is among its trusted
+// proxies. While the collector cannot be reached the
 // recorder is told 503 with Retry-After, as when the store is down, and
 // keeps the batch to retry.
-func forwardIngest(coll *url.URL, log *slog.Logger) http.Handler {
+func forwardIngest(coll *url.URL, trusted []netip.Prefix, log *slog.Logger) http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(coll)
-			pr.SetXForwarded()
+			proxy.SetForwarded(pr, trusted)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {

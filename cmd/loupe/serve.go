@@ -148,18 +148,18 @@ func (m *Main) proxy(ctx context.Context) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	trusted, err := m.Config.trustedProxies()
+	if err != nil {
+		return nil, err
+	}
 	var ingest http.Handler
 	if coll != nil {
-		ingest = forwardIngest(coll, m.Logger)
+		ingest = forwardIngest(coll, trusted, m.Logger)
 	} else if ingest, err = m.collector(ctx); err != nil {
 		return nil, err
 	}
 	if recorder.JS() == nil {
 		m.Logger.Warn("the recorder bundle is not built; run make build")
-	}
-	trusted, err := m.Config.trustedProxies()
-	if err != nil {
-		return nil, err
 	}
 	// What every site's proxy shares; sites.go adds each site's own.
 	pc := proxy.Config{
