@@ -161,6 +161,16 @@ func (w *walker) walk(src io.Reader, emit func(raw json.RawMessage, ev any) erro
 		return errors.New("read events: not a JSON array")
 	}
 	for dec.PeekKind() != ']' {
+		if w.lean {
+			// One pass: the event is decoded where it lies, its members
+			// the walker never reads skipped, and emit is not called.
+			v, err := decodeLean(dec)
+			if err != nil {
+				return fmt.Errorf("read events: %w", err)
+			}
+			w.value(v)
+			continue
+		}
 		raw, err := dec.ReadValue() // valid until the next read
 		if err != nil {
 			return fmt.Errorf("read events: %w", err)
@@ -332,7 +342,7 @@ type walker struct {
 	nodes   map[string]nodeKind
 	links   map[string]*linkInfo
 	changed bool
-	lean    bool             // decode with decodeLean: events are never re-encoded
+	lean    bool             // decode with decodeLean, in place: events are not emitted
 	dec     jsontext.Decoder // reused for each event
 }
 
@@ -389,21 +399,23 @@ func (w *walker) event(raw json.RawMessage) (any, error) {
 		return nil, nil
 	}
 	w.dec.Reset(bytes.NewReader(raw), jsonOptions...)
-	decode := decodeValue
-	if w.lean {
-		decode = decodeLean
-	}
-	v, err := decode(&w.dec)
+	v, err := decodeValue(&w.dec)
 	if err != nil {
 		return nil, fmt.Errorf("read event: %w", err)
 	}
+	return w.value(v), nil
+}
+
+// value rewrites one decoded event. It returns the rewritten event, or nil
+// when nothing in it was mapped.
+func (w *walker) value(v any) any {
 	ev, ok := v.(map[string]any)
 	if !ok {
-		return nil, nil
+		return nil
 	}
 	data, _ := ev["data"].(map[string]any)
 	if data == nil {
-		return nil, nil
+		return nil
 	}
 	w.changed = false
 	switch num(ev["type"]) {
@@ -424,9 +436,9 @@ func (w *walker) event(raw json.RawMessage) (any, error) {
 		w.incremental(data)
 	}
 	if !w.changed {
-		return nil, nil
+		return nil
 	}
-	return ev, nil
+	return ev
 }
 
 // incremental rewrites the data of an IncrementalSnapshot event.
