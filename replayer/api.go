@@ -1,6 +1,7 @@
 package replayer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -274,6 +275,7 @@ func (s *Server) getTimeline(w http.ResponseWriter, r *http.Request) error {
 	start := sess.StartedAt.UnixMilli()
 	var out []timelineEntry
 	pages := map[string]string{}
+	var shown []pageAt // page views by start
 	add := func(e timelineEntry) {
 		e.AtMS = max(e.at-start, 0)
 		out = append(out, e)
@@ -288,8 +290,10 @@ func (s *Server) getTimeline(w http.ResponseWriter, r *http.Request) error {
 			if pv.StartedAt.IsZero() {
 				continue
 			}
+			shown = append(shown, pageAt{pv.StartedAt.UnixMilli(), pv.URL})
 			add(timelineEntry{Kind: "page", at: pv.StartedAt.UnixMilli(), Page: pv.URL, URL: pv.URL})
 		}
+		slices.SortFunc(shown, func(a, b pageAt) int { return cmp.Compare(a.at, b.at) })
 		for _, c := range a.Clicks {
 			x, y := c.X, c.Y
 			add(timelineEntry{Kind: "click", at: c.At, Page: pages[c.PageViewID], Target: c.Target, X: &x, Y: &y, order: 1})
@@ -322,7 +326,11 @@ func (s *Server) getTimeline(w http.ResponseWriter, r *http.Request) error {
 		}
 		for _, q := range reqs {
 			status, d := q.Status, q.DurationMS
-			add(timelineEntry{Kind: "request", at: q.At, Page: pages[q.PageViewID], Method: q.Method, URL: q.URL,
+			page := pages[q.PageViewID]
+			if page == "" {
+				page = pageShownAt(shown, q.At)
+			}
+			add(timelineEntry{Kind: "request", at: q.At, Page: page, Method: q.Method, URL: q.URL,
 				Status: &status, DurationMS: &d, order: 1})
 		}
 	}
@@ -337,6 +345,32 @@ func (s *Server) getTimeline(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// pageAt is a page view's start and URL.
+type pageAt struct {
+	at  int64
+	url string
+}
+
+// pageShownAt returns the URL of the page on screen at ms: the latest page
+// view started by then, or the first one if ms precedes them all. The proxy
+// knows the page view of a document request only (and under the token's
+// id, not the recorder's), so a subresource or API request is placed by
+// time; with several tabs open that is the most recently opened one.
+func pageShownAt(shown []pageAt, ms int64) string {
+	if len(shown) == 0 {
+		return ""
+	}
+	i, _ := slices.BinarySearchFunc(shown, ms, func(p pageAt, t int64) int { return cmp.Compare(p.at, t) })
+	// shown[i-1] is the last start strictly before ms; an equal start counts.
+	for i < len(shown) && shown[i].at == ms {
+		i++
+	}
+	if i == 0 {
+		return shown[0].url
+	}
+	return shown[i-1].url
 }
 
 // requestJSON is one entry of GET /api/sessions/{id}/requests.
