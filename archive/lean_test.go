@@ -44,6 +44,8 @@ func TestAssetURLsLean(t *testing.T) {
 		`{"type":2,"tagName":"img","attributes":{"\u0073rc":"/a.png","class":"x"},"childNodes":[],"id":2},` +
 		`{"type":2,"tagName":"div","attributes":{"data-x":{"src":"/no.png"}},"childNodes":[],"id":3}],"id":1}},"timestamp":2},` +
 		`{"type":3,"data":{"source":0,"adds":[],"removes":[],"texts":[],"attributes":[{"id":3,"attributes":{"style":{"background-image":"url(/b.png)","color":["red","important"],"mask":["url(/c.png)"]}}}]},"timestamp":3}]`)
+	inputs["no reference"] = []byte(`[{"type":3,"data":{"source":1,"positions":[{"x":1,"y":2,"id":3,"timeOffset":0}]},"timestamp":1}]`)
+	inputs["empty"] = []byte(` [ ] `)
 	for name, in := range inputs {
 		got, err := AssetURLs(in)
 		if err != nil {

@@ -75,12 +75,28 @@ func AssetURLs(events []byte) ([]string, error) {
 		}
 		return "", false
 	}
+	if !mayReference(events) { // none of its events can: most small batches
+		return nil, validArray(events)
+	}
 	w := newWalker(collect)
 	w.lean = true // collect maps nothing, so no event is re-encoded
 	if err := w.walk(bytes.NewBuffer(events), func(json.RawMessage, any) error { return nil }); err != nil {
 		return nil, err
 	}
 	return urls, nil
+}
+
+// validArray returns the error walk would return for events, which holds
+// no reference: nil if it is one JSON array.
+func validArray(events []byte) error {
+	v := jsontext.Value(events)
+	if !v.IsValid(jsonOptions...) {
+		return errors.New("read events: invalid JSON")
+	}
+	if v.Kind() != '[' {
+		return errors.New("read events: not a JSON array")
+	}
+	return nil
 }
 
 // RewriteEvents copies src, an rrweb event array as JSON, to dst with
