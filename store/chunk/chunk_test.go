@@ -170,3 +170,31 @@ func BenchmarkSession(b *testing.B) {
 		}
 	}
 }
+
+// TestKeyframeLargeDict: a keyframe of more than MaxDict bytes (a
+// dictionary as large as the encoder's window) still encodes small,
+// single-block and multi-block chunks that decode to their input.
+func TestKeyframeLargeDict(t *testing.T) {
+	bs := storetest.Recording("s", 5, 20)
+	var big []byte
+	for len(big) < 3<<20 {
+		for _, b := range bs {
+			big = append(big, b.Events...)
+		}
+	}
+	kf := chunk.NewKeyframe("p", 0, big)
+	if len(kf.Dict) != chunk.MaxDict {
+		t.Fatalf("dictionary of %d bytes, want %d", len(kf.Dict), chunk.MaxDict)
+	}
+	for _, n := range []int{100, 200 << 10, 2 << 20} {
+		src := big[len(big)-n:]
+		data, codec := kf.Encode(src)
+		out, err := chunk.Decode(data, codec, kf.Dict)
+		if err != nil || !bytes.Equal(out, src) {
+			t.Fatalf("%d bytes: round trip failed (err %v)", n, err)
+		}
+		if len(data) > n/4 {
+			t.Errorf("%d bytes compressed to %d", n, len(data))
+		}
+	}
+}
