@@ -44,6 +44,18 @@ func TestAssetURLsLean(t *testing.T) {
 		`{"type":2,"tagName":"img","attributes":{"\u0073rc":"/a.png","class":"x"},"childNodes":[],"id":2},` +
 		`{"type":2,"tagName":"div","attributes":{"data-x":{"src":"/no.png"}},"childNodes":[],"id":3}],"id":1}},"timestamp":2},` +
 		`{"type":3,"data":{"source":0,"adds":[],"removes":[],"texts":[],"attributes":[{"id":3,"attributes":{"style":{"background-image":"url(/b.png)","color":["red","important"],"mask":["url(/c.png)"]}}}]},"timestamp":3}]`)
+	// Members in orders rrweb does not write: the streamed snapshot falls
+	// back to decoding such nodes whole, with the same result.
+	inputs["reordered"] = []byte("[" + meta + `,{"type":2,"data":{"initialOffset":{"top":0},"node":{"id":1,"type":0,"childNodes":[` +
+		`{"childNodes":[],"type":2,"tagName":"img","attributes":{"src":"/r1.png"},"id":2},` +
+		`{"type":2,"id":3,"tagName":"LINK","attributes":{"rel":"stylesheet","href":"/r2.css"},"childNodes":[]},` +
+		`{"type":2,"tagName":"style","attributes":{},"childNodes":[{"type":3,"isStyle":true,"textContent":"a{background:url(/r3.png)}","id":5}],"id":4},` +
+		`{"type":2,"tagName":"div","childNodes":[{"type":2,"tagName":"img","attributes":{"src":"/r4.png"},"childNodes":[],"id":7}],"attributes":{"style":"background:url(/r5.png)"},"id":6},` +
+		`{"type":3,"textContent":"b{background:url(/r7.png)}","isStyle":true,"id":8},` +
+		`{"type":2,"tagName":"a","attributes":{"href":"/r8.png"},"childNodes":[],"id":9}` +
+		`]}},"timestamp":2},` +
+		`{"type":3,"data":{"source":0,"adds":[],"removes":[],"texts":[],"attributes":[{"id":3,"attributes":{"href":"https://shop.example/r6.css"}},{"id":9,"attributes":{"href":"https://shop.example/r9.png"}}]},"timestamp":3},` +
+		`{"data":{"node":{"type":2,"tagName":"img","attributes":{"src":"/r10.png"},"childNodes":[],"id":1}},"type":2,"timestamp":4}]`)
 	inputs["no reference"] = []byte(`[{"type":3,"data":{"source":1,"positions":[{"x":1,"y":2,"id":3,"timeOffset":0}]},"timestamp":1}]`)
 	inputs["empty"] = []byte(` [ ] `)
 	for name, in := range inputs {
@@ -56,6 +68,9 @@ func TestAssetURLsLean(t *testing.T) {
 		}
 		if name == "escaped" && len(got) != 3 {
 			t.Errorf("escaped: found %q, want the 3 asset URLs", got)
+		}
+		if name == "reordered" && len(got) != 8 {
+			t.Errorf("reordered: found %q, want r1-r7 and r10", got)
 		}
 	}
 }

@@ -79,7 +79,7 @@ func AssetURLs(events []byte) ([]string, error) {
 		return nil, validArray(events)
 	}
 	w := newWalker(collect)
-	w.lean = true // collect maps nothing, so no event is re-encoded
+	w.lean, w.src = true, events // collect maps nothing, so no event is re-encoded
 	if err := w.walk(bytes.NewBuffer(events), func(json.RawMessage, any) error { return nil }); err != nil {
 		return nil, err
 	}
@@ -180,11 +180,9 @@ func (w *walker) walk(src io.Reader, emit func(raw json.RawMessage, ev any) erro
 		if w.lean {
 			// One pass: the event is decoded where it lies, its members
 			// the walker never reads skipped, and emit is not called.
-			v, err := decodeLean(dec)
-			if err != nil {
+			if err := w.leanEvent(dec); err != nil {
 				return fmt.Errorf("read events: %w", err)
 			}
-			w.value(v)
 			continue
 		}
 		raw, err := dec.ReadValue() // valid until the next read
@@ -302,16 +300,9 @@ func decodeLean(dec *jsontext.Decoder) (any, error) {
 		}
 		obj := make(map[string]any)
 		for dec.PeekKind() != '}' {
-			raw, err := dec.ReadValue() // the name; valid until the next read
+			name, keep, err := leanName(dec)
 			if err != nil {
 				return nil, err
-			}
-			var name string
-			var keep bool
-			if bytes.IndexByte(raw, '\\') < 0 {
-				name, keep = leanNames[string(raw[1:len(raw)-1])]
-			} else if u, err := jsontext.AppendUnquote(nil, raw); err == nil {
-				name, keep = leanNames[string(u)]
 			}
 			if !keep {
 				if err := dec.SkipValue(); err != nil {
@@ -350,6 +341,23 @@ func decodeLean(dec *jsontext.Decoder) (any, error) {
 	return decodeValue(dec)
 }
 
+// leanName reads an object member name: the name as a string of
+// leanNames, and whether it is one.
+func leanName(dec *jsontext.Decoder) (string, bool, error) {
+	raw, err := dec.ReadValue() // valid until the next read
+	if err != nil {
+		return "", false, err
+	}
+	var name string
+	var keep bool
+	if bytes.IndexByte(raw, '\\') < 0 {
+		name, keep = leanNames[string(raw[1:len(raw)-1])]
+	} else if u, err := jsontext.AppendUnquote(nil, raw); err == nil {
+		name, keep = leanNames[string(u)]
+	}
+	return name, keep, nil
+}
+
 // walker carries what one pass over an event array knows: the page's URL
 // and the kinds of the nodes it has seen, by rrweb node id.
 type walker struct {
@@ -359,6 +367,7 @@ type walker struct {
 	links   map[string]*linkInfo
 	changed bool
 	lean    bool             // decode with decodeLean, in place: events are not emitted
+	src     []byte           // with lean, the event array, which dec reads in place
 	dec     jsontext.Decoder // reused for each event
 }
 
