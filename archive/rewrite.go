@@ -65,6 +65,12 @@ var assetExts = map[string]bool{
 // fonts and images that events, an rrweb event array as JSON, reference —
 // the places RewriteEvents rewrites — without duplicates, in order of
 // first appearance. Scripts, frames and links (<a href>) are not assets.
+//
+// It is on the collector's path for every batch, so it reads events once,
+// in place, skipping the members the walker never reads and walking a full
+// snapshot's node tree as it reads it (lean.go). Unlike RewriteEvents, it
+// also looks at events none of whose bytes spell "http", "url" and the
+// like: an attribute change to a relative href is found.
 func AssetURLs(events []byte) ([]string, error) {
 	var urls []string
 	seen := make(map[string]bool)
