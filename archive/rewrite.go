@@ -68,9 +68,10 @@ var assetExts = map[string]bool{
 //
 // It is on the collector's path for every batch, so it reads events once,
 // in place, skipping the members the walker never reads and walking a full
-// snapshot's node tree as it reads it (lean.go). Unlike RewriteEvents, it
-// also looks at events none of whose bytes spell "http", "url" and the
-// like: an attribute change to a relative href is found.
+// snapshot's node tree as it reads it (lean.go). RewriteEvents skips each
+// event none of whose bytes spell "http", "url" or the like (mayReference);
+// AssetURLs skips only a whole batch of them, so it may also find, say, an
+// attribute change to a relative href that RewriteEvents leaves alone.
 func AssetURLs(events []byte) ([]string, error) {
 	var urls []string
 	seen := make(map[string]bool)
