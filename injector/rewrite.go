@@ -45,6 +45,7 @@ type rewriter struct {
 	low      lowered   // cur's attribute values in lower case, for mark
 	out      []byte    // scratch for rewritten start tags
 	name     []byte    // scratch for tag names
+	strs     strArena  // attribute names and values skipField reads
 }
 
 var rewriters = sync.Pool{New: func() any { return new(rewriter) }}
@@ -84,6 +85,7 @@ func (r *rewriter) reset() {
 	r.in, r.z, r.dst, r.tag = nil, nil, nil, nil
 	r.feed.reset(nil, nil)
 	r.out = r.out[:0]
+	r.strs = strArena{}
 }
 
 func (r *rewriter) run() error {

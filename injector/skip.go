@@ -3,6 +3,7 @@ package injector
 import (
 	"bytes"
 	"io"
+	"strings"
 
 	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
@@ -391,7 +392,7 @@ func (r *rewriter) skipField(raw []byte, a atom.Atom, end bool) ([]byte, bool) {
 		}
 	}
 	r.cur = html.Node{Type: html.ElementNode, DataAtom: a, Data: a.String(), Attr: r.cur.Attr[:0]}
-	if _, ok := scanTag(raw, 1, &r.cur.Attr); !ok {
+	if _, ok := scanTag(raw, 1, r); !ok {
 		return nil, false
 	}
 	r.stack.beforeStart(&r.cur)
@@ -521,11 +522,12 @@ func tagEnd(b []byte, i int) (end int, ok bool) {
 	return scanTag(b, i, nil)
 }
 
-// scanTag is tagEnd, also appending to *attr, if not nil, the tag's
-// attributes as the Tokenizer's TagAttr returns them (names in lower case,
-// the first of repeated names kept, empty names dropped) when their values
-// need no decoding: the caller checks that the tag has no '&', '\r' or NUL.
-func scanTag(b []byte, i int, attr *[]html.Attribute) (end int, ok bool) {
+// scanTag is tagEnd, also appending to r.cur.Attr, if r is not nil, the
+// tag's attributes as the Tokenizer's TagAttr returns them (names in lower
+// case, the first of repeated names kept, empty names dropped) when their
+// values need no decoding: the caller checks that the tag has no '&', '\r'
+// or NUL.
+func scanTag(b []byte, i int, r *rewriter) (end int, ok bool) {
 	i++ // the name's first byte
 	// readTagName.
 	for {
@@ -608,24 +610,53 @@ func scanTag(b []byte, i int, attr *[]html.Attribute) (end int, ok bool) {
 				}
 			}
 		}
-		if attr != nil && len(key) > 0 {
-			*attr = appendAttr(*attr, key, val)
+		if r != nil && len(key) > 0 {
+			r.appendAttr(key, val)
 		}
 		i = skipWS(b, i)
 	}
 }
 
-// appendAttr appends key (lowered) and val unless key is already there.
-func appendAttr(attr []html.Attribute, key, val []byte) []html.Attribute {
+// appendAttr appends key (lowered) and val to r.cur.Attr unless key is
+// already there.
+func (r *rewriter) appendAttr(key, val []byte) {
 	k := lowerName(key)
 	name := atom.Lookup(k).String()
 	if name == "" {
-		name = string(k)
+		name = r.strs.string(k)
 	}
-	for _, a := range attr {
+	for _, a := range r.cur.Attr {
 		if a.Key == name {
-			return attr
+			return
 		}
 	}
-	return append(attr, html.Attribute{Key: name, Val: string(val)})
+	r.cur.Attr = append(r.cur.Attr, html.Attribute{Key: name, Val: r.strs.string(val)})
+}
+
+// strArenaChunk is the size of a strArena's chunks: small enough that the
+// chunks an ancestor's attribute keeps alive stay small, large enough that a
+// page's form fields cost a few allocations instead of one per attribute.
+const strArenaChunk = 2 << 10
+
+// strArena makes strings of byte slices, copying them into shared chunks
+// rather than allocating one string each. A string it returned stays valid
+// for good: a chunk is only ever appended to (strings.Builder never
+// changes bytes it has written), and a full one is left to the garbage
+// collector.
+type strArena struct{ b strings.Builder }
+
+func (a *strArena) string(p []byte) string {
+	if len(p) == 0 {
+		return ""
+	}
+	if len(p) > strArenaChunk/4 {
+		return string(p)
+	}
+	if a.b.Cap()-a.b.Len() < len(p) {
+		a.b = strings.Builder{}
+		a.b.Grow(strArenaChunk)
+	}
+	n := a.b.Len()
+	a.b.Write(p)
+	return a.b.String()[n:]
 }

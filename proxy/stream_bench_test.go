@@ -5,6 +5,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,12 +17,18 @@ import (
 )
 
 // benchContent returns bench/gen-content.sh's page and stylesheet, the
-// content bench/run.sh measures.
+// content bench/run.sh measures. If LOUPE_BENCH_CONTENT names a folder the
+// script already filled, they are read from there: a benchmark binary run
+// under valgrind then starts no child process (whose signal callgrind
+// cannot handle).
 func benchContent(b *testing.B) (form, css []byte) {
 	b.Helper()
-	dir := b.TempDir()
-	if out, err := exec.Command("bash", filepath.Join("..", "bench", "gen-content.sh"), dir).CombinedOutput(); err != nil {
-		b.Skipf("gen-content.sh: %v\n%s", err, out)
+	dir := os.Getenv("LOUPE_BENCH_CONTENT")
+	if dir == "" {
+		dir = b.TempDir()
+		if out, err := exec.Command("bash", filepath.Join("..", "bench", "gen-content.sh"), dir).CombinedOutput(); err != nil {
+			b.Skipf("gen-content.sh: %v\n%s", err, out)
+		}
 	}
 	form, err := os.ReadFile(filepath.Join(dir, "form.html"))
 	if err != nil {
@@ -115,4 +124,40 @@ func mustInjector(tb testing.TB) rewriteFunc {
 	}
 	pg := injector.Page{PageViewID: "pv", Token: "tok"}
 	return func(dst io.Writer, src io.Reader) error { return inj.Rewrite(dst, src, pg) }
+}
+
+// BenchmarkBareReverseProxy: the stylesheet through a bare
+// httputil.ReverseProxy with Loupe's upstream transport and copy buffers,
+// the floor BenchmarkProxyPassThrough can come down to.
+func BenchmarkBareReverseProxy(b *testing.B) {
+	_, css := benchContent(b)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css")
+		w.Write(css)
+	}))
+	b.Cleanup(up.Close)
+	u, _ := url.Parse(up.URL)
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 256
+	t.DisableCompression = true
+	rp := &httputil.ReverseProxy{
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(u) },
+		Transport:  t,
+		BufferPool: copyBuffers,
+	}
+	srv := httptest.NewServer(rp)
+	b.Cleanup(srv.Close)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	b.SetBytes(int64(len(css)))
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+	}
 }
