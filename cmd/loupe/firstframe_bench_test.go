@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func BenchmarkPlayerFirstFrame30Min(b *testing.B) {
 	if d := time.Duration(batches[len(batches)-1].LastTS-batches[0].FirstTS) * time.Millisecond; d < 25*time.Minute {
 		b.Fatalf("synthetic session lasts %v, want about 30 minutes", d)
 	}
-	s, err := replayer.New(replayer.Config{Store: db, Logger: slog.New(slog.DiscardHandler)})
+	s, err := replayer.New(replayer.Config{Store: db, UI: ui.FS(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,6 +59,19 @@ func BenchmarkPlayerFirstFrame30Min(b *testing.B) {
 	b.Cleanup(srv.Close)
 
 	bctx := newBrowser(b, path)
+	// The page's console, for the failure message.
+	var mu sync.Mutex
+	var console []string
+	go func() {
+		for msg, err := range chromedp.Console(bctx) {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			console = append(console, string(msg.Type)+": "+msg.Text)
+			mu.Unlock()
+		}
+	}()
 	page := fmt.Sprintf("%s/sessions/%s?t=0", srv.URL, id)
 	// The first card of the recorded page's product grid, inside the
 	// replay iframe.
@@ -73,7 +87,14 @@ func BenchmarkPlayerFirstFrame30Min(b *testing.B) {
 		}
 		if _, err := chromedp.Run(bctx, chromedp.Poll[bool](frame, chromedp.WithPollingInterval(5*time.Millisecond),
 			chromedp.WithPollingTimeout(60*time.Second))); err != nil {
-			b.Fatalf("no first frame: %v", err)
+			state, serr := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => {
+				const f = document.querySelector('iframe');
+				return document.body.innerText.slice(0, 500) + '\n--- iframe: ' +
+					(f ? f.outerHTML.slice(0, 300) + ' doc:' + (f.contentDocument && f.contentDocument.documentElement ? f.contentDocument.documentElement.outerHTML.slice(0, 500) : 'null') : 'none');
+			})()`))
+			mu.Lock()
+			defer mu.Unlock()
+			b.Fatalf("no first frame: %v\npage: %s %v\nconsole: %q", err, state, serr, console)
 		}
 		return time.Since(start)
 	}

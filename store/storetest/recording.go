@@ -172,6 +172,9 @@ func (g *gen) el(tag string, attrs map[string]any, kids ...any) map[string]any {
 	if attrs == nil {
 		attrs = map[string]any{}
 	}
+	if kids == nil {
+		kids = []any{} // rrweb always serializes an element's children as an array
+	}
 	return map[string]any{"type": 2, "tagName": tag, "attributes": attrs, "childNodes": kids, "id": g.next()}
 }
 
