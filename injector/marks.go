@@ -18,10 +18,15 @@ import (
 // attribute is the one changed. A tag that already has the mark is returned
 // as it is. The result is built in r.out and valid until the next call.
 func (r *rewriter) addClass(raw []byte, mark string) []byte {
+	nameEnd, cls := scanClass(raw)
+	return r.addClassAt(raw, mark, nameEnd, cls)
+}
+
+// addClassAt is addClass with scanClass's results for raw known.
+func (r *rewriter) addClassAt(raw []byte, mark string, nameEnd int, cls rawAttr) []byte {
 	if v, ok := attrVal(r.cur.Attr, "class"); ok && hasClass(v, mark) {
 		return raw
 	}
-	nameEnd, cls := scanClass(raw)
 	out := r.out[:0]
 	switch {
 	case cls.key < 0:

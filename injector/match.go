@@ -3,6 +3,7 @@ package injector
 import (
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/html"
 )
@@ -21,6 +22,7 @@ type attrTest struct {
 	op   string // "" (present), "=", "^=", "$=" or "*="
 	val  string // lower case when fold
 	fold bool
+	opc  byte // op's first byte: 0 (present), '=', '^', '$' or '*'
 }
 
 type fastSel struct {
@@ -46,6 +48,9 @@ func compileFast(sel string) *fastSel {
 	fs := &fastSel{tag: m[1]}
 	for _, t := range fastTest.FindAllStringSubmatch(m[2], -1) {
 		at := attrTest{key: t[1], op: t[2], val: t[3], fold: t[4] != ""}
+		if at.op != "" {
+			at.opc = at.op[0]
+		}
 		if at.fold && at.op != "=" {
 			at.val = strings.ToLower(at.val)
 		}
@@ -94,29 +99,46 @@ func (fs *fastSel) match(n *html.Node, low *lowered) bool {
 }
 
 func (t *attrTest) matches(v string, i int, low *lowered) bool {
-	switch t.op {
-	case "":
+	switch t.opc {
+	case 0:
 		return true
-	case "=":
+	case '=':
 		if t.fold {
 			return strings.EqualFold(t.val, v)
 		}
 		return v == t.val
 	}
-	if strings.TrimSpace(v) == "" {
+	if blank(v) {
 		return false
 	}
 	if t.fold {
 		v = low.get(i, v)
 	}
-	switch t.op {
-	case "^=":
+	return t.affix(v)
+}
+
+// affix is the ^=, $= or *= test of v, already lowered when t.fold.
+func (t *attrTest) affix(v string) bool {
+	switch t.opc {
+	case '^':
 		return strings.HasPrefix(v, t.val)
-	case "$=":
+	case '$':
 		return strings.HasSuffix(v, t.val)
 	default:
 		return strings.Contains(v, t.val)
 	}
+}
+
+// blank reports whether v is empty or all white space (strings.TrimSpace
+// returns ""), looking at the first byte alone when it settles it.
+func blank(v string) bool {
+	if v == "" {
+		return true
+	}
+	if c := v[0]; c < utf8.RuneSelf && c != ' ' && (c < '\t' || c > '\r') {
+		return false
+	}
+	return strings.TrimSpace(v) == ""
 }
 
 // keyedTest is a fast selector with a single attribute test, filed under
@@ -146,8 +168,38 @@ func (in *Injector) indexSelectors() {
 func (in *Injector) blocks(n *html.Node, low *lowered) bool {
 	low.reset(len(n.Attr))
 	for i, a := range n.Attr {
-		for _, kt := range in.byKey[a.Key] {
-			if (kt.tag == "" || kt.tag == n.Data) && kt.test.matches(a.Val, i, low) {
+		kts := in.byKey[a.Key]
+		if len(kts) == 0 {
+			continue
+		}
+		// What attrTest.matches works out per test, once per attribute.
+		isBlank, checked, lv := false, false, ""
+		for k := range kts {
+			kt := &kts[k]
+			if kt.tag != "" && kt.tag != n.Data {
+				continue
+			}
+			t := &kt.test
+			if t.opc == 0 || t.opc == '=' {
+				if t.matches(a.Val, i, low) {
+					return true
+				}
+				continue
+			}
+			if !checked {
+				isBlank, checked = blank(a.Val), true
+			}
+			if isBlank {
+				continue
+			}
+			v := a.Val
+			if t.fold {
+				if lv == "" {
+					lv = low.get(i, v)
+				}
+				v = lv
+			}
+			if t.affix(v) {
 				return true
 			}
 		}

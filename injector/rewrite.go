@@ -46,6 +46,10 @@ type rewriter struct {
 	out      []byte    // scratch for rewritten start tags
 	name     []byte    // scratch for tag names
 	strs     strArena  // attribute names and values skipField reads
+	// nameEnd and class: where scanTag found the end of the tag name and
+	// the first class attribute (see scanClass).
+	nameEnd int
+	class   rawAttr
 }
 
 var rewriters = sync.Pool{New: func() any { return new(rewriter) }}

@@ -392,12 +392,13 @@ func (r *rewriter) skipField(raw []byte, a atom.Atom, end bool) ([]byte, bool) {
 		}
 	}
 	r.cur = html.Node{Type: html.ElementNode, DataAtom: a, Data: a.String(), Attr: r.cur.Attr[:0]}
+	r.class = rawAttr{key: -1, eq: -1}
 	if _, ok := scanTag(raw, 1, r); !ok {
 		return nil, false
 	}
 	r.stack.beforeStart(&r.cur)
 	if mark := r.mark(); mark != "" {
-		raw = r.addClass(raw, mark)
+		raw = r.addClassAt(raw, mark, r.nameEnd, r.class)
 	}
 	if a != atom.Input {
 		r.stack.push(&r.cur)
@@ -526,7 +527,8 @@ func tagEnd(b []byte, i int) (end int, ok bool) {
 // tag's attributes as the Tokenizer's TagAttr returns them (names in lower
 // case, the first of repeated names kept, empty names dropped) when their
 // values need no decoding: the caller checks that the tag has no '&', '\r'
-// or NUL.
+// or NUL. It also sets r.nameEnd and r.class as scanClass finds them, once
+// r.class.key was set to -1.
 func scanTag(b []byte, i int, r *rewriter) (end int, ok bool) {
 	i++ // the name's first byte
 	// readTagName.
@@ -537,10 +539,16 @@ func scanTag(b []byte, i int, r *rewriter) (end int, ok bool) {
 		c := b[i]
 		i++
 		if isWS(c) {
+			if r != nil {
+				r.nameEnd = i - 1
+			}
 			break
 		}
 		if c == '/' || c == '>' {
 			i--
+			if r != nil {
+				r.nameEnd = i
+			}
 			break
 		}
 	}
@@ -571,6 +579,7 @@ func scanTag(b []byte, i int, r *rewriter) (end int, ok bool) {
 			}
 		}
 		key := b[start:i]
+		a := rawAttr{key: start, keyEnd: i, eq: -1}
 		var val []byte
 		// readTagAttrVal.
 		if i = skipWS(b, i); i >= len(b) {
@@ -580,17 +589,20 @@ func scanTag(b []byte, i int, r *rewriter) (end int, ok bool) {
 		case '/':
 			i++
 		case '=':
+			a.eq = i
 			if i = skipWS(b, i+1); i >= len(b) {
 				return 0, false
 			}
 			switch q := b[i]; q {
 			case '>':
+				a.valStart, a.valEnd = i, i
 			case '"', '\'':
 				j := bytes.IndexByte(b[i+1:], q)
 				if j < 0 {
 					return 0, false
 				}
 				val = b[i+1 : i+1+j]
+				a.quote, a.valStart, a.valEnd = q, i+1, i+1+j
 				i += 1 + j + 1
 			default:
 				vs := i
@@ -608,9 +620,13 @@ func scanTag(b []byte, i int, r *rewriter) (end int, ok bool) {
 						break
 					}
 				}
+				a.valStart, a.valEnd = vs, vs+len(val)
 			}
 		}
 		if r != nil && len(key) > 0 {
+			if r.class.key < 0 && asciiEqualFold(key, "class") {
+				r.class = a
+			}
 			r.appendAttr(key, val)
 		}
 		i = skipWS(b, i)
