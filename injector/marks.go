@@ -166,9 +166,26 @@ func scanClass(raw []byte) (nameEnd int, class rawAttr) {
 	return nameEnd, class
 }
 
-func isWS(c byte) bool {
-	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f'
-}
+func isWS(c byte) bool { return tagBytes[c]&bWS != 0 }
+
+// tagBytes classifies the bytes that end names and values in a tag, for
+// scanning with one lookup per byte.
+var tagBytes = func() (t [256]uint8) {
+	for _, c := range []byte(" \n\r\t\f") {
+		t[c] |= bWS
+	}
+	t['/'] |= bSlash
+	t['>'] |= bGT
+	t['='] |= bEq
+	return t
+}()
+
+const (
+	bWS    = 1 << iota // ' ', '\n', '\r', '\t', '\f'
+	bSlash             // '/'
+	bGT                // '>'
+	bEq                // '='
+)
 
 func skipWS(b []byte, i int) int {
 	for i < len(b) && isWS(b[i]) {

@@ -386,10 +386,8 @@ func (r *rewriter) skipField(raw []byte, a atom.Atom, end bool) ([]byte, bool) {
 	if a != atom.Input && a != atom.Select && a != atom.Textarea {
 		return nil, false
 	}
-	for _, c := range raw {
-		if c == '&' || c == '\r' || c == 0 {
-			return nil, false
-		}
+	if bytes.IndexByte(raw, '&') >= 0 || bytes.IndexByte(raw, '\r') >= 0 || bytes.IndexByte(raw, 0) >= 0 {
+		return nil, false
 	}
 	r.cur = html.Node{Type: html.ElementNode, DataAtom: a, Data: a.String(), Attr: r.cur.Attr[:0]}
 	r.class = rawAttr{key: -1, eq: -1}
@@ -490,7 +488,7 @@ func isLetter(c byte) bool {
 // at b[i]. It reuses a buffer of the rewriter's.
 func tagNameAt(b []byte, i int) []byte {
 	end := i
-	for end < len(b) && !isWS(b[end]) && b[end] != '/' && b[end] != '>' {
+	for end < len(b) && tagBytes[b[end]]&(bWS|bSlash|bGT) == 0 {
 		end++
 	}
 	return lowerName(b[i:end])
@@ -538,19 +536,20 @@ func scanTag(b []byte, i int, r *rewriter) (end int, ok bool) {
 		}
 		c := b[i]
 		i++
-		if isWS(c) {
-			if r != nil {
+		cl := tagBytes[c]
+		if cl&(bWS|bSlash|bGT) == 0 {
+			continue
+		}
+		if cl&bWS == 0 {
+			i-- // '/' or '>' is not part of the name
+		}
+		if r != nil {
+			r.nameEnd = i
+			if cl&bWS != 0 {
 				r.nameEnd = i - 1
 			}
-			break
 		}
-		if c == '/' || c == '>' {
-			i--
-			if r != nil {
-				r.nameEnd = i
-			}
-			break
-		}
+		break
 	}
 	if i = skipWS(b, i); i >= len(b) {
 		return 0, false
@@ -570,13 +569,11 @@ func scanTag(b []byte, i int, r *rewriter) (end int, ok bool) {
 			}
 			c := b[i]
 			i++
-			if c == '=' && i == start+1 {
+			if tagBytes[c]&(bWS|bSlash|bGT|bEq) == 0 || c == '=' && i == start+1 {
 				continue
 			}
-			if c == '=' || isWS(c) || c == '/' || c == '>' {
-				i--
-				break
-			}
+			i--
+			break
 		}
 		key := b[start:i]
 		a := rawAttr{key: start, keyEnd: i, eq: -1}
