@@ -53,6 +53,7 @@ type siteYAML struct {
 	Exclude             []string `yaml:"exclude"`
 	Block               []string `yaml:"block"`
 	MaskText            []string `yaml:"mask_text"`
+	UserID              []string `yaml:"user_id"`
 	HonorPrivacySignals *onOff   `yaml:"honor_privacy_signals"`
 	Archive             *onOff   `yaml:"archive"`
 	TLS                 *tlsYAML `yaml:"tls"`
@@ -105,6 +106,9 @@ type site struct {
 	// Block and MaskText are the site's selectors, added to the
 	// injector's default block selectors and to no mask selectors.
 	Block, MaskText []string
+	// UserRules find the visitor's user id (collector.ParseUserRules);
+	// nil means --user-id's.
+	UserRules collector.UserRules
 	// Archive captures the site's assets (when the process archives).
 	Archive bool
 	// TLS is where the site's certificate comes from; nil for none.
@@ -364,6 +368,14 @@ func parseSites(file string, data []byte) (*sitesConfig, error) {
 			}
 		}
 		s.Block, s.MaskText = sy.Block, sy.MaskText
+		for j, spec := range sy.UserID {
+			r, err := collector.ParseUserRules(spec)
+			if err != nil {
+				report(itemLine(sn.fields["user_id"], j, sn.node.Line), sn, i, "user_id: %v", err)
+				continue
+			}
+			s.UserRules = append(s.UserRules, r...)
+		}
 		if sy.Archive != nil {
 			s.Archive = bool(*sy.Archive)
 		}
@@ -526,17 +538,21 @@ func (m *Main) checkUpstreams(ctx context.Context, sites []*site) error {
 func (m *Main) siteHandler(sites []*site, base proxy.Config, arch *archive.Archiver) (http.Handler, error) {
 	var routes []proxy.Route
 	for _, s := range sites {
+		users := base.UserRules
+		if s.UserRules != nil {
+			users = s.UserRules
+		}
 		inj, err := injector.New(injector.Config{
 			BlockSelectors:    append(slices.Clone(injector.DefaultBlockSelectors), s.Block...),
 			MaskTextSelectors: s.MaskText,
 			RecorderVersion:   recorder.Version(recorder.JS()),
-			UserSelector:      base.UserRules.DOMSelector(),
+			UserSelector:      users.DOMSelector(),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("site %q: injector: %w", s.Name, err)
 		}
 		pc := base
-		pc.Upstream, pc.Injector, pc.Record = s.Upstream, inj, s.record
+		pc.Upstream, pc.Injector, pc.Record, pc.UserRules = s.Upstream, inj, s.record, users
 		pc.PreserveHost = pc.PreserveHost || s.PreserveHost
 		if arch != nil && s.Archive {
 			pc.Archive = arch

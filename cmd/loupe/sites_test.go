@@ -154,6 +154,8 @@ func TestParseSitesErrors(t *testing.T) {
 			[]string{`sites.yaml:7: site "shop": block: block selector "input[name=": unexpected EOF in attribute selector`}},
 		{"cascadia-only mask selector", head + "    mask_text: [\"p:contains(x)\"]\n",
 			[]string{`sites.yaml:5: site "shop": mask_text: mask text selector "p:contains(x)": :contains is a cascadia extension browsers reject`}},
+		{"bad user_id", head + "    user_id:\n      - cookie:uid\n      - session:x\n",
+			[]string{`sites.yaml:7: site "shop": user_id: ` + badUserRule("session:x")}},
 		{"tls two ways", head + "    tls:\n      self_signed: true\n      acme: true\n",
 			[]string{`sites.yaml:6: site "shop": tls: give exactly one of cert and key, self_signed: true or acme: true`}},
 		{"tls cert without key", head + "    tls:\n      cert: c.pem\n",
@@ -242,6 +244,7 @@ func TestSitesEndToEnd(t *testing.T) {
     upstream: %s
     block: ["input[name=gift]"]
     mask_text: [".addr"]
+    user_id: ["dom:#who"]
   - name: b
     hosts: ["*.b.test"]
     upstream: %s
@@ -306,12 +309,15 @@ func TestSitesEndToEnd(t *testing.T) {
 		!strings.Contains(body, `&#34;maskText&#34;:&#34;.addr&#34;`) {
 		t.Errorf("site A's own selectors not applied: %q", body)
 	}
+	if !strings.Contains(body, `&#34;user&#34;:&#34;#who&#34;`) {
+		t.Errorf("site A's user_id dom rule not sent to its recorder: %q", body)
+	}
 	if len(resp.Cookies()) != 1 {
 		t.Errorf("recorded page cookies %v, want the session cookie", resp.Cookies())
 	}
 
 	resp, body = fetch("www.b.test:80", "/shop")
-	if resp.Header.Get("X-Origin") != "b" || !strings.Contains(body, "data-loupe") || strings.Contains(body, "rr-block") {
+	if resp.Header.Get("X-Origin") != "b" || !strings.Contains(body, "data-loupe") || strings.Contains(body, "rr-block") || strings.Contains(body, "#who") {
 		t.Errorf("site B page: origin %s, body %q; want recorded with the default selectors only", resp.Header.Get("X-Origin"), body)
 	}
 	resp, body = fetch("www.b.test", "/private/account")
@@ -603,4 +609,13 @@ func TestPrivacySignalsFlag(t *testing.T) {
 			}
 		})
 	}
+}
+
+// badUserRule is collector.ParseUserRules' message for spec.
+func badUserRule(spec string) string {
+	_, err := collector.ParseUserRules(spec)
+	if err == nil {
+		panic(spec + " parses")
+	}
+	return err.Error()
 }
