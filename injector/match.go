@@ -23,6 +23,22 @@ type attrTest struct {
 	val  string // lower case when fold
 	fold bool
 	opc  byte // op's first byte: 0 (present), '=', '^', '$' or '*'
+	// pair is the bigram bit (see pairs) of val's first two bytes for a
+	// *= test with " i"; 0 when there is none.
+	pair uint64
+}
+
+// pairBit files the byte pair a, b under one of 64 bits.
+func pairBit(a, b byte) uint64 { return 1 << ((uint(a)*31 + uint(b)) & 63) }
+
+// pairs returns the bits of every pair of adjacent bytes in v: a *= test
+// whose pair bit is not among them cannot match v.
+func pairs(v string) uint64 {
+	var m uint64
+	for i := 1; i < len(v); i++ {
+		m |= pairBit(v[i-1], v[i])
+	}
+	return m
 }
 
 type fastSel struct {
@@ -53,6 +69,9 @@ func compileFast(sel string) *fastSel {
 		}
 		if at.fold && at.op != "=" {
 			at.val = strings.ToLower(at.val)
+			if at.opc == '*' && len(at.val) >= 2 {
+				at.pair = pairBit(at.val[0], at.val[1])
+			}
 		}
 		fs.tests = append(fs.tests, at)
 	}
@@ -173,7 +192,7 @@ func (in *Injector) blocks(n *html.Node, low *lowered) bool {
 			continue
 		}
 		// What attrTest.matches works out per test, once per attribute.
-		isBlank, checked, lv := false, false, ""
+		isBlank, checked, lv, lvPairs := false, false, "", uint64(0)
 		for k := range kts {
 			kt := &kts[k]
 			if kt.tag != "" && kt.tag != n.Data {
@@ -196,6 +215,10 @@ func (in *Injector) blocks(n *html.Node, low *lowered) bool {
 			if t.fold {
 				if lv == "" {
 					lv = low.get(i, v)
+					lvPairs = pairs(lv)
+				}
+				if lvPairs&t.pair != t.pair {
+					continue
 				}
 				v = lv
 			}
