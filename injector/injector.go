@@ -93,7 +93,10 @@ type Injector struct {
 	maskList  string                 // MaskTextSelectors joined by ", "
 	userSel   string                 // UserSelector
 	tagStart  []byte                 // `<script src="…" defer data-loupe="`
-	maxBuf    int                    // largest token held in memory; tests lower it
+	// cfgTail is the escaped JSON of recorderConfig after its token, the
+	// same on every page (see ScriptTag).
+	cfgTail []byte
+	maxBuf  int // largest token held in memory; tests lower it
 
 	// ancestorAttrs: some block selector may look at an ancestor's
 	// attributes, so the stack keeps them. Reading attributes is the
@@ -161,6 +164,12 @@ func New(cfg Config) (*Injector, error) {
 		src += "?v=" + url.QueryEscape(cfg.RecorderVersion)
 	}
 	in.tagStart = []byte(`<script src="` + html.EscapeString(src) + `" defer data-loupe="`)
+	js := string(in.configJSON(Page{}))
+	tail, ok := strings.CutPrefix(js, cfgHead+`""`+cfgToken+`""`)
+	if !ok {
+		return nil, fmt.Errorf("recorder config %s: unexpected field order", js)
+	}
+	in.cfgTail = []byte(html.EscapeString(tail))
 	return in, nil
 }
 
@@ -256,6 +265,56 @@ type recorderConfig struct {
 // with the JSON of recorderConfig, escaped for an HTML attribute, and the
 // nonce only when p.CSP.Nonce is set.
 func (in *Injector) ScriptTag(p Page) []byte {
+	b := make([]byte, 0, len(in.tagStart)+len(in.cfgTail)+len(p.PageViewID)+len(p.Token)+96)
+	b = append(b, in.tagStart...)
+	if jsonSafe(p.PageViewID) && jsonSafe(p.Token) {
+		// What html.EscapeString(configJSON(p)) gives, without encoding
+		// the static part again: these strings need no escaping.
+		b = append(b, cfgHeadEsc...)
+		b = append(b, p.PageViewID...)
+		b = append(b, cfgTokenEsc...)
+		b = append(b, p.Token...)
+		b = append(b, "&#34;"...)
+		b = append(b, in.cfgTail...)
+	} else {
+		b = append(b, html.EscapeString(string(in.configJSON(p)))...)
+	}
+	b = append(b, '"')
+	if p.CSP.Nonce != "" {
+		b = append(b, ` nonce="`...)
+		b = append(b, html.EscapeString(p.CSP.Nonce)...)
+		b = append(b, '"')
+	}
+	b = append(b, `></script>`...)
+	return b
+}
+
+// The JSON of recorderConfig up to the page view id and between it and the
+// token, and the same escaped for an HTML attribute.
+const (
+	cfgHead     = `{"v":1,"pv":`
+	cfgToken    = `,"token":`
+	cfgHeadEsc  = `{&#34;v&#34;:1,&#34;pv&#34;:&#34;`
+	cfgTokenEsc = `&#34;,&#34;token&#34;:&#34;`
+)
+
+// jsonSafe reports whether s is the same inside a JSON string as
+// json.Marshal writes it and in an HTML attribute as html.EscapeString
+// writes it: letters, digits and "-_.:~+/=".
+func jsonSafe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '-', c == '_', c == '.', c == ':', c == '~', c == '+', c == '/', c == '=':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// configJSON is the JSON of p's recorderConfig.
+func (in *Injector) configJSON(p Page) []byte {
 	js, err := json.Marshal(recorderConfig{
 		V:        1,
 		PV:       p.PageViewID,
@@ -269,15 +328,5 @@ func (in *Injector) ScriptTag(p Page) []byte {
 		// Only strings and an int: Marshal cannot fail.
 		panic(fmt.Sprintf("marshal recorder config: %v", err))
 	}
-	b := make([]byte, 0, len(in.tagStart)+len(js)+64)
-	b = append(b, in.tagStart...)
-	b = append(b, html.EscapeString(string(js))...)
-	b = append(b, '"')
-	if p.CSP.Nonce != "" {
-		b = append(b, ` nonce="`...)
-		b = append(b, html.EscapeString(p.CSP.Nonce)...)
-		b = append(b, '"')
-	}
-	b = append(b, `></script>`...)
-	return b
+	return js
 }

@@ -481,3 +481,20 @@ func TestFlushAfterTag(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptTagFastPath: the tag built from the precomputed JSON is the
+// one escaping the whole JSON gives, for safe and unsafe ids and tokens.
+func TestScriptTagFastPath(t *testing.T) {
+	in, err := New(Config{UserSelector: "#user", MaskTextSelectors: []string{".secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"", "pv", "01HZX-abc_9.z:~+/=", `a"b`, "a<b>&'", "é", "a\u2028b", "a\\b", "a\nb"} {
+		for _, p := range []Page{{PageViewID: s, Token: "tok"}, {PageViewID: "pv", Token: s}} {
+			want := string(in.tagStart) + html.EscapeString(string(in.configJSON(p))) + `"></script>`
+			if got := string(in.ScriptTag(p)); got != want {
+				t.Errorf("%q:\n got %s\nwant %s", s, got, want)
+			}
+		}
+	}
+}
