@@ -383,3 +383,13 @@ func TestSpoofableHeadersOnlyFromTrustedPeers(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoofableHeadersCanonical: SetForwarded deletes these names from the
+// header map as they are.
+func TestSpoofableHeadersCanonical(t *testing.T) {
+	for _, name := range spoofableHeaders {
+		if c := http.CanonicalHeaderKey(name); c != name {
+			t.Errorf("%q is not canonical (%q)", name, c)
+		}
+	}
+}

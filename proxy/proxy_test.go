@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -721,5 +722,22 @@ func TestArchiveSiteHosts(t *testing.T) {
 		if got != tt.wantTee || string(body) != "body{color:red}" {
 			t.Errorf("Host %s: archived %v, body %q; want archived %v and the origin's body", tt.host, got, body, tt.wantTee)
 		}
+	}
+}
+
+// TestMayBe: mayBe is false only where mime.ParseMediaType cannot return
+// the type.
+func TestMayBe(t *testing.T) {
+	for _, ct := range []string{"", "text/html", "TEXT/HTML", " text/html ; charset=utf-8", "text/html;", "text/html; charset",
+		"text/htmlx", "text/css", "text/html\u212a", "application/XHTML+xml", "application/xhtml+xml; q=1", "image/png", "text/ht;ml"} {
+		for _, mt := range []string{"text/html", "application/xhtml+xml"} {
+			got, _, err := mime.ParseMediaType(ct)
+			if err == nil && got == mt && !mayBe(ct, mt) {
+				t.Errorf("mayBe(%q, %q) = false, ParseMediaType gives %q", ct, mt, got)
+			}
+		}
+	}
+	if mayBe("text/css", "text/html") || !mayBe("Text/HTML; x=y", "text/html") {
+		t.Error("mayBe does not tell text/css from text/html")
 	}
 }

@@ -50,8 +50,20 @@ func injectable(resp *http.Response) bool {
 	if resp.StatusCode < 200 || resp.Header.Get("Content-Range") != "" {
 		return false
 	}
-	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	ct := resp.Header.Get("Content-Type")
+	if !mayBe(ct, "text/html") {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "text/html"
+}
+
+// mayBe reports whether mime.ParseMediaType(ct) may return the lower-case
+// media type mt: false means it cannot, and saves parsing (and allocating
+// the parameters of) every stylesheet and image.
+func mayBe(ct, mt string) bool {
+	base, _, _ := strings.Cut(ct, ";")
+	return strings.EqualFold(strings.TrimSpace(base), mt)
 }
 
 // archivable reports whether resp is a complete, non-HTML body the archive
@@ -67,6 +79,9 @@ func archivable(resp *http.Response) bool {
 		return false
 	}
 	ct := resp.Header.Get("Content-Type")
+	if !mayBe(ct, "text/html") && !mayBe(ct, "application/xhtml+xml") {
+		return true
+	}
 	if mt, _, err := mime.ParseMediaType(ct); err == nil && (mt == "text/html" || mt == "application/xhtml+xml") {
 		return false
 	}
