@@ -191,16 +191,21 @@ func (p *Proxy) routes() *http.ServeMux {
 }
 
 // bufferPool lends the 32 KiB buffers ReverseProxy copies bodies through;
-// without one it allocates a buffer per response.
+// without one it allocates a buffer per response. It pools them as array
+// pointers, which a buffer given back converts to without allocating (a
+// *[]byte would cost an allocation per Put).
 type bufferPool struct{ p sync.Pool }
 
-func (b *bufferPool) Get() []byte    { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+const copyBufferSize = 32 << 10
 
-var copyBuffers = &bufferPool{p: sync.Pool{New: func() any {
-	b := make([]byte, 32<<10)
-	return &b
-}}}
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) >= copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
+	}
+}
+
+var copyBuffers = &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 
 // ServeHTTP serves one request, recovering from a panic in Loupe's own code
 // so that one bad response never takes the process down.
