@@ -23,8 +23,8 @@ import (
 // If every listed address is trusted, the left-most one is the client. A
 // malformed entry ends the walk: the last good address is used.
 func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
-	peer := parseAddr(r.RemoteAddr)
-	if !peer.IsValid() || !isTrusted(peer, trusted) {
+	peer := ParseAddr(r.RemoteAddr)
+	if !peer.IsValid() || !IsTrusted(peer, trusted) {
 		return peer
 	}
 	ip := peer
@@ -32,12 +32,12 @@ func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	for i := len(values) - 1; i >= 0; i-- {
 		parts := strings.Split(values[i], ",")
 		for j := len(parts) - 1; j >= 0; j-- {
-			a := parseAddr(strings.TrimSpace(parts[j]))
+			a := ParseAddr(strings.TrimSpace(parts[j]))
 			if !a.IsValid() {
 				return ip
 			}
 			ip = a
-			if !isTrusted(a, trusted) {
+			if !IsTrusted(a, trusted) {
 				return a
 			}
 		}
@@ -45,7 +45,8 @@ func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	return ip
 }
 
-func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
+// IsTrusted reports whether ip is in one of trusted.
+func IsTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
 	for _, p := range trusted {
 		if p.Contains(ip) {
 			return true
@@ -54,14 +55,21 @@ func isTrusted(ip netip.Addr, trusted []netip.Prefix) bool {
 	return false
 }
 
-// parseAddr parses "ip", "ip:port" or "[ipv6]:port", dropping any zone and
-// unmapping IPv4-in-IPv6.
-func parseAddr(s string) netip.Addr {
+// ParseAddr parses "ip", "ip:port", "[ipv6]" or "[ipv6]:port", as
+// http.Request.RemoteAddr and forwarding headers carry addresses, dropping
+// any zone and unmapping IPv4-in-IPv6. It returns the zero Addr if s is
+// none of them.
+func ParseAddr(s string) netip.Addr {
 	if a, err := netip.ParseAddr(s); err == nil {
 		return a.WithZone("").Unmap()
 	}
 	if host, _, err := net.SplitHostPort(s); err == nil {
 		if a, err := netip.ParseAddr(host); err == nil {
+			return a.WithZone("").Unmap()
+		}
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil {
 			return a.WithZone("").Unmap()
 		}
 	}

@@ -147,7 +147,7 @@ func TestIngestAccepts(t *testing.T) {
 					{PageViewID: f.pv, At: 1700000002000, X: 11, Y: 21, NodeID: 7}},
 				ScrollDepth: 720, ViewportW: 1280, ViewportH: 720,
 				UserAgent:  "test-agent/1.0",
-				Client:     store.Client{IPHash: f.tk.HashIP(parseAddr("192.0.2.1"))},
+				Client:     store.Client{IPHash: f.tk.HashIP(ParseAddr("192.0.2.1"))},
 				ReceivedAt: fixtureNow}
 			got := *b
 			got.Events = nil

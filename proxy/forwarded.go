@@ -1,11 +1,12 @@
 package proxy
 
 import (
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
 	"strings"
+
+	"github.com/loupe-dev/loupe/collector"
 )
 
 // SetForwarded sets X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto
@@ -23,7 +24,7 @@ import (
 // (spoofableHeaders) are dropped.
 func SetForwarded(pr *httputil.ProxyRequest, trusted []netip.Prefix) {
 	in, h := pr.In, pr.Out.Header
-	peer := parseAddr(in.RemoteAddr)
+	peer := collector.ParseAddr(in.RemoteAddr)
 	proto := "http"
 	if in.TLS != nil {
 		proto = "https"
@@ -42,7 +43,7 @@ func SetForwarded(pr *httputil.ProxyRequest, trusted []netip.Prefix) {
 		self = forwardedElement{forAddr: "unknown", host: in.Host, proto: proto}
 	}
 
-	if !peer.IsValid() || !isTrusted(peer, trusted) {
+	if !peer.IsValid() || !collector.IsTrusted(peer, trusted) {
 		// The common case, kept cheap: only this hop.
 		for _, name := range spoofableHeaders {
 			// Canonical already: no h.Del, which canonicalizes each name
@@ -116,35 +117,6 @@ func publicHost(out *http.Request) (host, scheme string) {
 	return host, scheme
 }
 
-// isTrusted reports whether a is in one of trusted.
-func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
-	for _, p := range trusted {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// parseAddr parses "ip", "ip:port", "[ipv6]" or "[ipv6]:port", dropping a
-// zone and unmapping IPv4-in-IPv6, as the collector does.
-func parseAddr(s string) netip.Addr {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.WithZone("").Unmap()
-	}
-	if host, _, err := net.SplitHostPort(s); err == nil {
-		if a, err := netip.ParseAddr(host); err == nil {
-			return a.WithZone("").Unmap()
-		}
-	}
-	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
-		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil {
-			return a.WithZone("").Unmap()
-		}
-	}
-	return netip.Addr{}
-}
-
 // forwardedElement is one hop of a Forwarded header (RFC 7239 §4). Values
 // are unquoted; by= and extensions are not kept.
 type forwardedElement struct {
@@ -174,7 +146,7 @@ func (e forwardedElement) String() string {
 // (RFC 7239 §6). Anything else (an obfuscated "_hidden", "unknown") is
 // kept as it is.
 func formatNode(addr string) string {
-	a := parseAddr(addr)
+	a := collector.ParseAddr(addr)
 	switch {
 	case !a.IsValid():
 		return addr
@@ -187,7 +159,7 @@ func formatNode(addr string) string {
 // xffNode turns a Forwarded node into an X-Forwarded-For entry: the bare
 // address, without brackets or port.
 func xffNode(node string) string {
-	if a := parseAddr(node); a.IsValid() {
+	if a := collector.ParseAddr(node); a.IsValid() {
 		return a.String()
 	}
 	return node
