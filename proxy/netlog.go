@@ -73,6 +73,12 @@ func (p *Proxy) netlog(w http.ResponseWriter, r *http.Request) (http.ResponseWri
 	if e.session == "" && r.Method != http.MethodGet && r.Method != http.MethodPost {
 		return w, r, noop // cannot start a session (see injectable)
 	}
+	// A visitor who turned Do-Not-Track or Global Privacy Control on after
+	// their session began still carries its cookie: where the site honours
+	// the signal (Record refuses the request), nothing more is logged.
+	if e.session != "" && p.cfg.Record != nil && PrivacySignal(r) && !p.cfg.Record(r) {
+		return w, r, noop
+	}
 	start := time.Now()
 	r = r.WithContext(context.WithValue(r.Context(), netlogKey{}, e))
 	lw := &logWriter{ResponseWriter: w}

@@ -146,6 +146,38 @@ func TestNetlog(t *testing.T) {
 	}
 }
 
+// TestNetlogPrivacySignal: once a visitor sends Do-Not-Track or Global
+// Privacy Control, their session's requests are no longer logged where the
+// site honours the signal, and still are where it does not.
+func TestNetlogPrivacySignal(t *testing.T) {
+	for _, honor := range []bool{true, false} {
+		t.Run(fmt.Sprintf("honour=%v", honor), func(t *testing.T) {
+			log := make(chanLogger, 16)
+			rec, err := RecordRules{Sampling: 1, IgnorePrivacySignals: !honor}.Func()
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, _ := mustProxy(t, netlogOrigin(), func(c *Config) { c.Requests = log; c.Record = rec })
+			resp, _ := get(t, srv.URL+"/", nil)
+			sc := sessionCookie(t, resp)
+			log.next(t) // the page that started the session
+			cookie := sc.Name + "=" + sc.Value
+			for _, h := range []string{"DNT", "Sec-GPC"} {
+				get(t, srv.URL+"/api/ok", map[string]string{"Cookie": cookie, h: "1"})
+				if honor {
+					log.none(t, h+": 1")
+				} else if e := log.next(t); e.URL != "/api/ok" {
+					t.Errorf("%s: 1 on a site ignoring it: logged %+v", h, e)
+				}
+			}
+			get(t, srv.URL+"/api/ok", map[string]string{"Cookie": cookie})
+			if e := log.next(t); e.URL != "/api/ok" {
+				t.Errorf("without the signal: logged %+v", e)
+			}
+		})
+	}
+}
+
 func TestNetlogNoResponse(t *testing.T) {
 	log := make(chanLogger, 4)
 	srv, _ := mustProxy(t, netlogOrigin(), func(c *Config) { c.Requests = log })
