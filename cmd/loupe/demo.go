@@ -40,13 +40,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer m.Close()
+	tls := ""
+	if m.ProxyTLSURL != "" {
+		tls = "\n  the site over TLS:       " + m.ProxyTLSURL
+	}
 	fmt.Fprintf(stdout, `
 Loupe demo is running.
   the demo shop itself:    %s
-  the site through Loupe:  %s   <- browse here; you are recorded
+  the site through Loupe:  %s   <- browse here; you are recorded%s
   the replay UI:           %s   <- watch the sessions
 Press Ctrl-C to stop.
-`, cfg.Upstream, m.ProxyURL, m.AdminURL)
+`, cfg.Upstream, m.ProxyURL, tls, m.AdminURL)
 	err = m.Wait(ctx)
 	if errors.Is(err, context.Canceled) {
 		return nil
