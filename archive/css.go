@@ -173,7 +173,7 @@ func scanCSS(css []byte, fn func(cssRef)) {
 			}
 			i += 2 + end + 2
 			continue // comments are not tokens: @import /**/ "x" still imports
-		case isCSSSpace(c):
+		case isASCIISpace(c):
 			i++
 			continue
 		case c == '"' || c == '\'':
@@ -239,13 +239,13 @@ func scanCSS(css []byte, fn func(cssRef)) {
 // and whose argument starts at i. It returns the reference, the index
 // after the closing parenthesis, and whether the function is well formed.
 func scanCSSURL(css []byte, start, i int) (cssRef, int, bool) {
-	for i < len(css) && isCSSSpace(css[i]) {
+	for i < len(css) && isASCIISpace(css[i]) {
 		i++
 	}
 	if i < len(css) && (css[i] == '"' || css[i] == '\'') {
 		value, end, ok := scanCSSString(css, i)
 		i = end
-		for i < len(css) && isCSSSpace(css[i]) {
+		for i < len(css) && isASCIISpace(css[i]) {
 			i++
 		}
 		if !ok || i >= len(css) || css[i] != ')' {
@@ -260,8 +260,8 @@ func scanCSSURL(css []byte, start, i int) (cssRef, int, bool) {
 		switch {
 		case c == ')':
 			return cssRef{start: start, end: i + 1, value: b.String(), fn: true}, i + 1, true
-		case isCSSSpace(c):
-			for i < len(css) && isCSSSpace(css[i]) {
+		case isASCIISpace(c):
+			for i < len(css) && isASCIISpace(css[i]) {
 				i++
 			}
 			if i < len(css) && css[i] == ')' {
@@ -355,7 +355,7 @@ func decodeCSSEscape(css []byte, i int) (rune, int) {
 		r = r<<4 | rune(unhex(css[j]))
 		j++
 	}
-	if j < len(css) && isCSSSpace(css[j]) {
+	if j < len(css) && isASCIISpace(css[j]) {
 		if css[j] == '\r' && j+1 < len(css) && css[j+1] == '\n' {
 			j++
 		}
@@ -420,7 +420,8 @@ func isCSSNameByte(c byte) bool {
 		c == '-' || c == '_' || c >= 0x80
 }
 
-func isCSSSpace(c byte) bool {
+// isASCIISpace reports ASCII whitespace, as both CSS and HTML define it.
+func isASCIISpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
 }
 

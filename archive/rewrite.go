@@ -778,11 +778,11 @@ func (w *walker) srcset(s string) (string, bool) {
 	var b strings.Builder
 	last, i := 0, 0
 	for i < len(s) {
-		for i < len(s) && (isHTMLSpace(s[i]) || s[i] == ',') {
+		for i < len(s) && (isASCIISpace(s[i]) || s[i] == ',') {
 			i++
 		}
 		start := i
-		for i < len(s) && !isHTMLSpace(s[i]) {
+		for i < len(s) && !isASCIISpace(s[i]) {
 			i++
 		}
 		end := i
@@ -818,10 +818,6 @@ func (w *walker) srcset(s string) (string, bool) {
 	}
 	b.WriteString(s[last:])
 	return b.String(), true
-}
-
-func isHTMLSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'
 }
 
 // num returns a JSON number as written ("" for anything else), so that
