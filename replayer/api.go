@@ -438,12 +438,10 @@ func readJSON(r *http.Request, v any) error {
 	return nil
 }
 
-// annotationError turns a store's validation error into a 400.
+// annotationError turns the store's "too many notes" into a 409; other
+// errors pass as they are (ErrNotFound is a 404 anyway).
 func annotationError(err error) error {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return err
-	case errors.Is(err, store.ErrTooMany):
+	if errors.Is(err, store.ErrTooMany) {
 		return &Error{http.StatusConflict, fmt.Sprintf("a session holds at most %d notes", store.MaxNotes)}
 	}
 	return err
