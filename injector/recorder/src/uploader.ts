@@ -101,6 +101,8 @@ export class Uploader {
   private seq = 0;
   private n = 0;
   private buf: string[] = [];
+  /** UTF-8 bytes of each buffered event plus its comma, as add measured it. */
+  private bufLens: number[] = [];
   private bufBytes = 0;
   /** Unacknowledged batches, oldest first; q[0] is the one being sent. */
   private q: Batch[] = [];
@@ -130,6 +132,7 @@ export class Uploader {
       const n = utf8Len(s) + 1;
       if (this.buf.length && this.bufBytes + n > BATCH_BYTES) this.seal(BATCH_BYTES);
       this.buf.push(s);
+      this.bufLens.push(n);
       this.bufBytes += n;
     }
     // Also true for a single event over budget: it travels alone.
@@ -179,7 +182,7 @@ export class Uploader {
       let j = i;
       let c = 0;
       while (j < this.buf.length) {
-        const n = utf8Len(this.buf[j]) + 1;
+        const n = this.bufLens[j];
         if (j > i && c + n > max) break;
         c += n;
         j++;
@@ -193,6 +196,7 @@ export class Uploader {
     }
     if (i) setItem(N + this.pv, String(this.seq));
     this.buf = [];
+    this.bufLens = [];
     this.bufBytes = 0;
     // Memory bound: drop the oldest batches waiting behind the current one.
     while (this.qBytes > QUEUE_BYTES && this.q.length > 2) this.remove(this.q[1]);
@@ -254,6 +258,7 @@ export class Uploader {
       if (b.t === this.token && !this.stopped) {
         this.stopped = true;
         this.buf = [];
+        this.bufLens = [];
         this.onStop();
       }
     } else if (status === 0 || status === 429 || status >= 500) {
