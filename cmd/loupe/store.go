@@ -9,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/loupe-dev/loupe/store"
+	"github.com/loupe-dev/loupe/store/postgres"
 	"github.com/loupe-dev/loupe/store/sqlite"
 )
 
@@ -37,8 +40,8 @@ func (m *Main) openStore(ctx context.Context) error {
 		}
 	case m.Config.isPostgres():
 		name := redact(m.Config.Database)
-		db, err = openPostgres(ctx, m.Config.Database)
-		if errors.Is(err, errUnreachable) {
+		db, err = postgres.Open(ctx, m.Config.Database)
+		if errors.As(err, new(*pgconn.ConnectError)) {
 			return fmt.Errorf("database %s is unreachable: %s", name, oneLine(err))
 		}
 		if err != nil {
