@@ -321,8 +321,8 @@ func parseSites(file string, data []byte) (*sitesConfig, error) {
 
 		if sy.Upstream == "" {
 			bad("upstream", "upstream is required: the origin URL, e.g. http://127.0.0.1:3000")
-		} else if u, err := url.Parse(sy.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad("upstream", "upstream %q is not an http:// or https:// URL", sy.Upstream)
+		} else if u, err := httpURL("upstream", sy.Upstream); err != nil {
+			bad("upstream", "%v", err)
 		} else {
 			s.Upstream = u
 		}
