@@ -116,14 +116,17 @@ type Config struct {
 }
 
 // siteHostList is --site-host as a list.
-func (c *Config) siteHostList() []string {
-	var hosts []string
-	for _, h := range strings.Split(c.SiteHosts, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			hosts = append(hosts, h)
+func (c *Config) siteHostList() []string { return commaList(c.SiteHosts) }
+
+// commaList splits a comma-separated flag value, dropping blank items.
+func commaList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
 		}
 	}
-	return hosts
+	return out
 }
 
 // siteHosts are the hosts the site's URLs may name: --site-host, and the

@@ -56,11 +56,7 @@ func runMITM(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
-	for _, h := range strings.Split(record, ",") {
-		if h = strings.TrimSpace(h); h != "" {
-			opts.Record = append(opts.Record, h)
-		}
-	}
+	opts.Record = commaList(record)
 	if len(opts.Record) == 0 {
 		return usageError{"--record-host is required: the hosts to record (e.g. shop.example,*.shop.example)"}
 	}
