@@ -21,6 +21,9 @@ type KeyPair struct {
 	cert    *tls.Certificate
 	stamp   [2]fileStamp
 	lastErr error
+	// failed is the stamp of files that did not load, so that a broken
+	// pair is not parsed again on every handshake until they change.
+	failed [2]fileStamp
 }
 
 type fileStamp struct {
@@ -63,8 +66,12 @@ func (k *KeyPair) reload() error {
 	if k.cert != nil && stamp == k.stamp {
 		return nil
 	}
+	if k.cert != nil && stamp == k.failed {
+		return k.lastErr
+	}
 	cert, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
 	if err != nil {
+		k.failed = stamp
 		return fmt.Errorf("load %s and %s: %w", filepath.Base(k.certFile), filepath.Base(k.keyFile), err)
 	}
 	k.cert, k.stamp = &cert, stamp
