@@ -13,6 +13,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -238,7 +239,7 @@ func (p *Proxy) serveRecorder(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 	}
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	http.ServeContent(w, r, "recorder.js", p.started, strings.NewReader(string(p.cfg.RecorderJS)))
+	http.ServeContent(w, r, "recorder.js", p.started, bytes.NewReader(p.cfg.RecorderJS))
 }
 
 // rewriteRequest prepares the outbound request.
