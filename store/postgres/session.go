@@ -118,14 +118,19 @@ const (
 		WITH ORDINALITY AS r (at, kind, message, stack, source, line, col, n)
 	ORDER BY n`
 
-	// Derived from page_views rather than incremented, so that the entry
-	// URL, acquisition and viewport are right even when a later page's
-	// batch arrives first.
 	// $2 is the batch's AssetURLs.
 	insertSessionAssetsSQL = `
 		INSERT INTO session_assets (session_id, url)
 		SELECT $1, u FROM unnest($2::text[]) AS u WHERE u <> ''
 		ON CONFLICT DO NOTHING`
+	// Derived from page_views rather than incremented, so that the entry
+	// URL, acquisition and viewport are right even when a later page's
+	// batch arrives first. It runs only when the batch can have changed
+	// them (the session row is written again otherwise, with every one of
+	// its indexes): $2 says the batch set a URL, page info or viewport;
+	// else the batch must have given its page view its first events
+	// ($4 > 0 and all of the page view's events are the batch's) or its
+	// earliest timestamp ($5), which is what orders page views.
 	updateSessionSQL = `
 	UPDATE sessions SET
 		page_count = (SELECT count(*) FROM page_views WHERE session_id = $1 AND event_count > 0),
@@ -157,7 +162,9 @@ const (
 		WHERE session_id = $1 AND viewport_w > 0
 		ORDER BY started_at NULLS LAST, id
 		LIMIT 1) AS v ON true
-	WHERE sessions.id = $1`
+	WHERE sessions.id = $1 AND ($2 OR EXISTS (
+		SELECT 1 FROM page_views p
+		WHERE p.id = $3 AND ((p.event_count = $4 AND $4 > 0) OR p.started_at = $5)))`
 )
 
 // errKeyframeMoved reports that the keyframe a chunk was compressed against
@@ -270,7 +277,9 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *chunk.Encode
 		q.Queue(insertSessionAssetsSQL, b.SessionID, b.AssetURLs)
 		derived = append(derived, "session assets")
 	}
-	q.Queue(updateSessionSQL, b.SessionID)
+	q.Queue(updateSessionSQL, b.SessionID,
+		b.URL != "" || b.Page != nil || b.ViewportW > 0 || b.ViewportH > 0,
+		b.PageViewID, b.EventCount, first)
 
 	br := tx.SendBatch(ctx, &q)
 	defer br.Close()

@@ -199,12 +199,14 @@ func checkSession(t *testing.T, got, want *store.Session) {
 }
 
 // testPageViewURL: a page view's URL comes from its lowest-seq batch that has
-// one, and the entry URL follows the earliest page view, not arrival order.
+// one; the entry and exit URLs follow the earliest and latest page views,
+// and the page count the page views with events, not arrival order.
 func testPageViewURL(t *testing.T, s store.Store) {
 	tests := []struct {
-		name  string
-		bs    []*store.Batch
-		entry string
+		name        string
+		bs          []*store.Batch
+		entry, exit string
+		pages       int
 	}{
 		{
 			name: "later seq with a URL arrives first",
@@ -212,7 +214,7 @@ func testPageViewURL(t *testing.T, s store.Store) {
 				Batch("u1", "u1a", 1, base+500, 3, 10, "https://x.example/reloaded", 0),
 				Batch("u1", "u1a", 0, base, 3, 10, "https://x.example/first", 0),
 			},
-			entry: "https://x.example/first",
+			entry: "https://x.example/first", exit: "https://x.example/first", pages: 1,
 		},
 		{
 			name: "first page has no URL",
@@ -220,21 +222,40 @@ func testPageViewURL(t *testing.T, s store.Store) {
 				Batch("u2", "u2b", 0, base+1000, 3, 10, "https://x.example/second", 0),
 				Batch("u2", "u2a", 0, base, 3, 10, "", 0),
 			},
-			entry: "https://x.example/second",
+			entry: "https://x.example/second", exit: "https://x.example/second", pages: 2,
 		},
 		{
 			name: "no URL at all",
 			bs: []*store.Batch{
 				Batch("u3", "u3a", 0, base, 3, 10, "", 0),
 			},
-			entry: "",
+			pages: 1,
+		},
+		{
+			name: "events after an empty first batch",
+			bs: []*store.Batch{
+				Batch("u4", "u4a", 0, base, 0, 10, "https://x.example/a", 0),
+				Batch("u4", "u4a", 1, base+100, 3, 10, "", 0),
+			},
+			entry: "https://x.example/a", exit: "https://x.example/a", pages: 1,
+		},
+		{
+			name: "an earlier batch without a URL reorders the pages",
+			bs: []*store.Batch{
+				Batch("u5", "u5a", 0, base+3000, 3, 10, "https://x.example/a", 0),
+				Batch("u5", "u5b", 0, base+2000, 3, 10, "https://x.example/b", 0),
+				Batch("u5", "u5a", 1, base, 3, 10, "", 0),
+			},
+			entry: "https://x.example/a", exit: "https://x.example/b", pages: 2,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			mustAppend(t, s, tt.bs...)
-			if got := mustSession(t, s, tt.bs[0].SessionID).EntryURL; got != tt.entry {
-				t.Errorf("EntryURL: got %q, want %q", got, tt.entry)
+			got := mustSession(t, s, tt.bs[0].SessionID)
+			if got.EntryURL != tt.entry || got.ExitURL != tt.exit || got.PageCount != tt.pages {
+				t.Errorf("entry, exit, pages: got %q, %q, %d; want %q, %q, %d",
+					got.EntryURL, got.ExitURL, got.PageCount, tt.entry, tt.exit, tt.pages)
 			}
 		})
 	}
