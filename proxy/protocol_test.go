@@ -356,7 +356,11 @@ func TestHeadNotModifiedNoContent(t *testing.T) {
 	srv, _ := mustProxy(t, contentOrigin(files, modified), func(c *Config) { c.Archive = &fakeArchive{} })
 	validators := []string{"ETag", "Last-Modified", "Content-Type", "Accept-Ranges"}
 	for _, path := range []string{"/photo.bin", "/style.css", "/page.html"} {
-		resp, body := same(t, origin.URL, srv.URL, http.MethodHead, path, nil, validators...)
+		base := srv.URL
+		if path == "/page.html" {
+			base = origin.URL // rewritten through Loupe: HEAD below
+		}
+		resp, body := same(t, origin.URL, base, http.MethodHead, path, nil, validators...)
 		if resp.StatusCode != http.StatusOK || len(body) != 0 {
 			t.Errorf("HEAD %s: got %d with %d bytes, want 200 and none", path, resp.StatusCode, len(body))
 		}
@@ -367,6 +371,31 @@ func TestHeadNotModifiedNoContent(t *testing.T) {
 			if resp.StatusCode != http.StatusNotModified {
 				t.Errorf("GET %s %v: got %d, want 304", path, h, resp.StatusCode)
 			}
+		}
+	}
+
+	// HEAD of a page Loupe rewrites has the headers its GET has: no length
+	// or range support of the origin's bytes, the same weak validator.
+	for _, enc := range []string{"", "gzip"} {
+		hdr := map[string]string{"Accept-Encoding": enc}
+		getResp, _ := get(t, srv.URL+"/page.html", hdr)
+		req, _ := http.NewRequest(http.MethodHead, srv.URL+"/page.html", nil)
+		req.Header.Set("Accept-Encoding", enc)
+		headResp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		headResp.Body.Close()
+		for _, h := range []string{"ETag", "Last-Modified", "Content-Type", "Content-Encoding", "Content-Length", "Accept-Ranges", "Cache-Control", "Vary"} {
+			if g, w := headResp.Header.Values(h), getResp.Header.Values(h); strings.Join(g, "\n") != strings.Join(w, "\n") {
+				t.Errorf("HEAD /page.html (Accept-Encoding %q): got %s %q, want the GET's %q", enc, h, g, w)
+			}
+		}
+		if headResp.ContentLength != -1 || !strings.HasPrefix(headResp.Header.Get("ETag"), `W/"`) {
+			t.Errorf("HEAD /page.html: got Content-Length %d, ETag %q; want none and a weak one", headResp.ContentLength, headResp.Header.Get("ETag"))
+		}
+		if len(headResp.Cookies()) != 0 {
+			t.Errorf("HEAD /page.html: got cookies %v, want none (no page view)", headResp.Cookies())
 		}
 	}
 	// The weak ETag Loupe gives a rewritten page still validates it.

@@ -295,7 +295,7 @@ func TestPassThroughByteForByte(t *testing.T) {
 		{name: "image", ctype: "image/png", body: binary},
 		{name: "css", ctype: "text/css", body: []byte("body{color:red}")},
 		{name: "json", ctype: "application/json", body: []byte(`{"a":1}`)},
-		{name: "HEAD html", method: http.MethodHead, ctype: "text/html"},
+		{name: "HEAD css", method: http.MethodHead, ctype: "text/css"},
 		{name: "unsupported encoding", ctype: "text/html", enc: "compress", body: []byte("\x1f\x9d\x90garbage")},
 		{name: "corrupt gzip html", ctype: "text/html", enc: "gzip", body: []byte("\x1f\x8b\x08\x00not really gzip")},
 		{name: "html over the size bound", ctype: "text/html", body: bytes.Repeat([]byte("<p>hello</p>"), 2000)},

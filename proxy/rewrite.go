@@ -39,8 +39,9 @@ func (p *Proxy) modifyResponse(resp *http.Response) error {
 // injectable reports whether resp is an HTML document Loupe should record.
 func injectable(resp *http.Response) bool {
 	// A page answering a form POST is a page view too (legacy sites often
-	// render the next page without a redirect). HEAD has no body.
-	if m := resp.Request.Method; m != http.MethodGet && m != http.MethodPost {
+	// render the next page without a redirect). A HEAD answer gets the
+	// headers its GET would (inject).
+	if m := resp.Request.Method; m != http.MethodGet && m != http.MethodPost && m != http.MethodHead {
 		return false
 	}
 	switch resp.StatusCode {
@@ -118,6 +119,13 @@ func (p *Proxy) inject(resp *http.Response) error {
 		return fmt.Errorf("body of %d bytes over %d: %w", resp.ContentLength, p.cfg.MaxRewriteBytes, errPassThrough)
 	}
 	out := chooseEncoding(resp.Request.Header.Get("Accept-Encoding"), in)
+	if resp.Request.Method == http.MethodHead {
+		// No body, no page view: only the headers that describe the body
+		// a GET gets, so that neither a length nor a strong validator of
+		// the origin's bytes is sent for it.
+		rewrittenHeaders(resp, in, out)
+		return nil
+	}
 
 	sess, cookie := p.session(resp)
 	pv := collector.NewID()
@@ -130,7 +138,17 @@ func (p *Proxy) inject(resp *http.Response) error {
 	if err != nil {
 		return err
 	}
+	rewrittenHeaders(resp, in, out)
+	h.Add("Set-Cookie", cookie.String())
+	// The network log files the page under the session it now continues.
+	noteSession(resp.Request.Context(), sess.ID, pv)
+	return nil
+}
 
+// rewrittenHeaders adjusts the origin's headers to a rewritten body, sent
+// in coding out (in was the origin's).
+func rewrittenHeaders(resp *http.Response, in, out string) {
+	h := resp.Header
 	if out == encIdentity {
 		h.Del("Content-Encoding")
 	} else {
@@ -152,10 +170,6 @@ func (p *Proxy) inject(resp *http.Response) error {
 	}
 	// The page now carries a per-visitor token: no shared cache may keep it.
 	h.Set("Cache-Control", privateCacheControl(h.Get("Cache-Control")))
-	h.Add("Set-Cookie", cookie.String())
-	// The network log files the page under the session it now continues.
-	noteSession(resp.Request.Context(), sess.ID, pv)
-	return nil
 }
 
 // session returns the visitor's session, continuing the one its cookie
