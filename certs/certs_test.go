@@ -1,15 +1,18 @@
 package certs
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,7 +150,12 @@ func TestKeyPairReloads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var logged bytes.Buffer
+	k.Log = slog.New(slog.NewTextHandler(&logged, nil))
 	got, _ := k.GetCertificate(nil)
+	if logged.Len() != 0 {
+		t.Errorf("unchanged files logged %q", logged.String())
+	}
 	if got.Leaf.DNSNames[1] != first.Leaf.DNSNames[1] {
 		t.Fatalf("got %v, want one.test", got.Leaf.DNSNames)
 	}
@@ -165,6 +173,10 @@ func TestKeyPairReloads(t *testing.T) {
 	if k.Err() != nil {
 		t.Fatal(k.Err())
 	}
+	if !strings.Contains(logged.String(), "new pair loaded") {
+		t.Errorf("renewal logged %q, want it said", logged.String())
+	}
+	logged.Reset()
 
 	// A half-written renewal (a key not matching the certificate) keeps the
 	// last good pair and says why.
@@ -179,6 +191,11 @@ func TestKeyPairReloads(t *testing.T) {
 	}
 	if k.Err() == nil {
 		t.Fatal("Err() is nil after a bad renewal")
+	}
+	// Said once, not at every handshake.
+	k.GetCertificate(nil)
+	if n := strings.Count(logged.String(), "do not load"); n != 1 {
+		t.Errorf("a bad renewal logged %d times, want once: %q", n, logged.String())
 	}
 }
 

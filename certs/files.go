@@ -3,6 +3,7 @@ package certs
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,6 +16,10 @@ import (
 // changed; until a changed pair loads (a renewal tool may write the
 // certificate before the key), the last good pair is served.
 type KeyPair struct {
+	// Log, when set, hears of each change: a changed pair loaded, or the
+	// files failing to load (once per failure, not per handshake).
+	Log *slog.Logger
+
 	certFile, keyFile string
 
 	mu      sync.Mutex
@@ -74,6 +79,9 @@ func (k *KeyPair) reload() error {
 		k.failed = stamp
 		return fmt.Errorf("load %s and %s: %w", filepath.Base(k.certFile), filepath.Base(k.keyFile), err)
 	}
+	if k.cert != nil && k.Log != nil {
+		k.Log.Info("certificate files changed; new pair loaded", "cert", k.certFile, "names", cert.Leaf.DNSNames, "expires", cert.Leaf.NotAfter)
+	}
 	k.cert, k.stamp = &cert, stamp
 	return nil
 }
@@ -82,7 +90,11 @@ func (k *KeyPair) reload() error {
 func (k *KeyPair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.lastErr = k.reload()
+	err := k.reload()
+	if err != nil && k.Log != nil && (k.lastErr == nil || err.Error() != k.lastErr.Error()) {
+		k.Log.Warn("certificate files do not load; serving the last good pair", "cert", k.certFile, "key", k.keyFile, "err", err)
+	}
+	k.lastErr = err
 	return k.cert, nil
 }
 

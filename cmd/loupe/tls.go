@@ -124,6 +124,7 @@ func (m *Main) AddSiteTLS(hosts []string, s SiteTLS) error {
 		if err != nil {
 			return fmt.Errorf("tls: %w", err)
 		}
+		kp.Log = m.Logger
 		src = kp
 	}
 	if err := m.proxyTLS().mgr.Add(hosts, src); err != nil {
@@ -217,6 +218,7 @@ func (m *Main) tlsFromFlags() error {
 		if err != nil {
 			return usageError{fmt.Sprintf("--tls-cert: %v", err)}
 		}
+		kp.Log = m.Logger
 		m.proxyTLS().mgr.SetDefault(kp)
 	case c.SelfSigned:
 		self := m.selfSigned()
