@@ -209,6 +209,8 @@ func hostOrigin(o *headerOrigin) {
 			h.Set("Location", self+"/app/next?a=1#top")
 			h.Set("Content-Location", self+"/app/login.html")
 			h.Set("Refresh", "5; url="+self+"/app/later")
+			h.Add("Link", "<"+self+"/app/a.css>; rel=preload; as=style, <https://cdn.example/b.js>; rel=preload; as=script")
+			h.Add("Link", `<`+self+`/app/c.css?v=1>; rel=preload; title="a, <b>"; as=style,<`+self+`/other/d>; rel=next`)
 			host := r.Host
 			if i := strings.LastIndexByte(host, ':'); i >= 0 {
 				host = host[:i]
@@ -266,6 +268,13 @@ func TestHostRewrittenAndMappedBack(t *testing.T) {
 		if got := h.Get(name); got != want {
 			t.Errorf("got %s %q, want %q", name, got, want)
 		}
+	}
+	wantLinks := []string{
+		"</a.css>; rel=preload; as=style, <https://cdn.example/b.js>; rel=preload; as=script",
+		`</c.css?v=1>; rel=preload; title="a, <b>"; as=style,<http://` + upHost + `/other/d>; rel=next`,
+	}
+	if got := h.Values("Link"); strings.Join(got, "\n") != strings.Join(wantLinks, "\n") {
+		t.Errorf("got Link\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(wantLinks, "\n"))
 	}
 	// A relative Location resolves against the URL the browser asked for.
 	if loc, err := resp.Location(); err != nil || loc.Host != strings.TrimPrefix(srv.URL, "http://") || loc.Path != "/next" {
@@ -392,4 +401,28 @@ func TestSpoofableHeadersCanonical(t *testing.T) {
 			t.Errorf("%q is not canonical (%q)", name, c)
 		}
 	}
+}
+
+// FuzzMapLink: mapping Link values never panics, and a mapped value has
+// nothing left to map. (TestHostRewrittenAndMappedBack checks that the
+// bytes around the targets are kept.)
+func FuzzMapLink(f *testing.F) {
+	for _, s := range []string{
+		`<http://up.internal/a.css>; rel=preload; as=style, <https://cdn.example/b.js>; rel=preload`,
+		`<http://up.internal/c>; title="a, <http://up.internal/x>"; rel=next,<http://up.internal/d>`,
+		`<http://up.internal/e`, `"<http://up.internal/f>"`, `<>; rel=x, <http://up.internal>`,
+		`<http://up.internal/g>; t="\"<"; rel=a`,
+	} {
+		f.Add(s)
+	}
+	p := &Proxy{cfg: Config{Upstream: &url.URL{Scheme: "http", Host: "up.internal"}}}
+	f.Fuzz(func(t *testing.T, v string) {
+		m, ok := p.mapLink(v)
+		if !ok {
+			return
+		}
+		if _, again := p.mapLink(m); again {
+			t.Fatalf("%q mapped to %q, which maps again", v, m)
+		}
+	})
 }

@@ -48,6 +48,8 @@ func weakenNotModified(resp *http.Response) {
 //     even behind a TLS-terminating balancer Loupe was not told to trust
 //     (RFC 9110 §10.2.2 allows a relative Location; nginx's
 //     proxy_redirect default does the same).
+//   - Link targets (<…>; rel=preload and the like), mapped as Location
+//     is, so that a preload does not send the browser to the upstream.
 //   - Set-Cookie Domain= naming the upstream's host names the public host
 //     instead, or is dropped (a host-only cookie) when the public host is
 //     an IP address, where browsers refuse a Domain.
@@ -66,6 +68,12 @@ func (p *Proxy) mapUpstreamHeaders(resp *http.Response) {
 	if v := h.Get("Refresh"); v != "" {
 		if m, ok := p.mapRefresh(v); ok {
 			h.Set("Refresh", m)
+		}
+	}
+	links := h["Link"] // edited in place
+	for i, v := range links {
+		if m, ok := p.mapLink(v); ok {
+			links[i] = m
 		}
 	}
 	cookies := h["Set-Cookie"] // edited in place
@@ -137,6 +145,56 @@ func (p *Proxy) mapRefresh(v string) (string, bool) {
 		return "", false
 	}
 	return delay + "; url=" + m, true
+}
+
+// mapLink maps the targets of a Link header's link-values
+// ("<url>; rel=preload, <url2>; rel=next"): every other byte is kept,
+// including quoted parameters, which may hold commas and angle brackets.
+func (p *Proxy) mapLink(v string) (string, bool) {
+	var b strings.Builder
+	changed := false
+	for i := 0; i < len(v); {
+		if v[i] != '<' {
+			b.WriteByte(v[i])
+			i++
+			continue
+		}
+		end := strings.IndexByte(v[i:], '>')
+		if end < 0 {
+			b.WriteString(v[i:])
+			break
+		}
+		target := v[i+1 : i+end]
+		if m, ok := p.mapURL(target); ok {
+			b.WriteString("<" + m + ">")
+			changed = true
+		} else {
+			b.WriteString(v[i : i+end+1])
+		}
+		i += end + 1
+		// The parameters, up to the comma that ends this link-value.
+		for i < len(v) && v[i] != ',' {
+			if v[i] != '"' {
+				b.WriteByte(v[i])
+				i++
+				continue
+			}
+			j := i + 1
+			for j < len(v) && v[j] != '"' {
+				if v[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			j = min(j+1, len(v))
+			b.WriteString(v[i:j])
+			i = j
+		}
+	}
+	if !changed {
+		return "", false
+	}
+	return b.String(), true
 }
 
 // sameHost reports whether u and up name the same host and port, a
