@@ -231,6 +231,68 @@ func TestDuplicateAcrossNodes(t *testing.T) {
 	}
 }
 
+// TestAppendFailuresLeaveNoTransaction: AppendBatch begins its transaction
+// inside its pipeline, so every way an append fails must end it. On a pool
+// of one connection, each failure is followed by an append that must
+// commit alone: a transaction left open would take the failed append's
+// rows with it (or leave them uncommitted).
+func TestAppendFailuresLeaveNoTransaction(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).UnixMilli()
+	_, dsn := mustNew(t)
+	db := mustOpen(t, dsn+"&pool_max_conns=1")
+	defer db.Close()
+	raw := rawConn(t, dsn)
+	count := func(sql string, args ...any) int {
+		t.Helper()
+		var n int
+		if err := raw.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	mustAppend := func(b *store.Batch) {
+		t.Helper()
+		if err := db.AppendBatch(ctx, b); err != nil {
+			t.Fatalf("append %s/%s/%d: %v", b.SessionID, b.PageViewID, b.Seq, err)
+		}
+	}
+	mustAppend(storetest.Batch("a", "a1", 0, base, 5, 10, "https://x.example/", 1))
+
+	// A duplicate: rolled back after its session and page view upserts ran.
+	dup := storetest.Batch("a", "a1", 0, base+9000, 7, 10, "https://x.example/other", 2)
+	if err := db.AppendBatch(ctx, dup); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("duplicate: got %v, want ErrDuplicate", err)
+	}
+	mustAppend(storetest.Batch("b", "b1", 0, base, 3, 10, "https://x.example/b", 0))
+	if n := count(`SELECT event_count FROM sessions WHERE id = 'a'`); n != 5 {
+		t.Errorf("session a has %d events after its duplicate, want 5", n)
+	}
+
+	// Another session's page view: refused after its statements ran.
+	if err := db.AppendBatch(ctx, storetest.Batch("c", "a1", 1, base, 3, 10, "", 0)); err == nil {
+		t.Fatal("a batch naming another session's page view was stored")
+	}
+	mustAppend(storetest.Batch("b", "b1", 1, base+100, 3, 10, "", 0))
+	if n := count(`SELECT count(*) FROM sessions WHERE id = 'c'`); n != 0 {
+		t.Errorf("the refused batch's session was stored")
+	}
+
+	// A context canceled mid-append.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := db.AppendBatch(cctx, storetest.Batch("d", "d1", 0, base, 3, 10, "", 0)); err == nil {
+		t.Fatal("append with a canceled context succeeded")
+	}
+	mustAppend(storetest.Batch("b", "b1", 2, base+200, 3, 10, "", 0))
+	if n := count(`SELECT count(*) FROM chunks WHERE session_id = 'b'`); n != 3 {
+		t.Errorf("session b has %d chunks, want 3", n)
+	}
+	if n := count(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`); n != 0 {
+		t.Errorf("%d connections idle in a transaction, want none", n)
+	}
+}
+
 func TestCompressionRatio(t *testing.T) {
 	ctx := context.Background()
 	db, _ := mustNew(t)

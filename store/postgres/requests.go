@@ -75,7 +75,7 @@ func applyOrDefer(ctx context.Context, tx pgx.Tx, e store.SessionEffect) error {
 
 // applyEffect sets the session's user id unless it has one and adds the
 // signals, counters and friction.
-func applyEffect(ctx context.Context, tx pgx.Tx, e store.SessionEffect) error {
+func applyEffect(ctx context.Context, tx dbtx, e store.SessionEffect) error {
 	if e.UserID != "" {
 		if _, err := tx.Exec(ctx, `UPDATE sessions SET user_id = $1 WHERE id = $2 AND user_id = ''`, e.UserID, e.SessionID); err != nil {
 			return fmt.Errorf("set user: %w", err)
@@ -115,15 +115,21 @@ func deferEffect(ctx context.Context, tx pgx.Tx, e store.SessionEffect) error {
 	return nil
 }
 
-// applyPendingRequests applies what requests logged before the session's
-// row existed do to it (see deferEffect) and forgets them. AppendBatch
-// calls it in its transaction, after the session's row is written.
-func applyPendingRequests(ctx context.Context, tx pgx.Tx, sessionID string) error {
-	rows, err := tx.Query(ctx, `
-		DELETE FROM request_effects WHERE session_id = $1
-		RETURNING page_view_id, at, kind, url, detail, user_id, id`, sessionID)
+// takePendingSQL takes what requests logged before the session's row
+// existed do to it (see deferEffect). AppendBatch runs it in its
+// transaction, after the session's row is written, and applies the
+// effects (readPending).
+const takePendingSQL = `
+	DELETE FROM request_effects WHERE session_id = $1
+	RETURNING page_view_id, at, kind, url, detail, user_id, id`
+
+// readPending reads takePendingSQL's result into one effect, its signals
+// in the order they were raised.
+func readPending(br pgx.BatchResults, sessionID string) (store.SessionEffect, error) {
+	e := store.SessionEffect{SessionID: sessionID}
+	rows, err := br.Query()
 	if err != nil {
-		return fmt.Errorf("pending request effects: %w", err)
+		return e, fmt.Errorf("pending request effects: %w", err)
 	}
 	type pending struct {
 		g    store.Signal
@@ -135,16 +141,13 @@ func applyPendingRequests(ctx context.Context, tx pgx.Tx, sessionID string) erro
 		p := pending{g: store.Signal{SessionID: sessionID}}
 		if err := rows.Scan(&p.g.PageViewID, &p.g.At, &p.g.Kind, &p.g.URL, &p.g.Detail, &p.user, &p.id); err != nil {
 			rows.Close()
-			return fmt.Errorf("pending request effects: %w", err)
+			return e, fmt.Errorf("pending request effects: %w", err)
 		}
 		ps = append(ps, p)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("pending request effects: %w", err)
-	}
-	if len(ps) == 0 {
-		return nil
+		return e, fmt.Errorf("pending request effects: %w", err)
 	}
 	// RETURNING has no order: the signals go in as they were raised.
 	slices.SortFunc(ps, func(a, b pending) int {
@@ -153,7 +156,6 @@ func applyPendingRequests(ctx context.Context, tx pgx.Tx, sessionID string) erro
 		}
 		return cmp.Compare(a.id, b.id)
 	})
-	e := store.SessionEffect{SessionID: sessionID}
 	for _, p := range ps {
 		if p.g.Kind != "" {
 			e.Signals = append(e.Signals, p.g)
@@ -162,10 +164,7 @@ func applyPendingRequests(ctx context.Context, tx pgx.Tx, sessionID string) erro
 			e.UserID = p.user
 		}
 	}
-	if err := applyEffect(ctx, tx, e); err != nil {
-		return fmt.Errorf("pending request effects: %w", err)
-	}
-	return nil
+	return e, nil
 }
 
 // SetSessionUser sets the session's user id unless it has one; for a

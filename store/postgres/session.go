@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/loupe-dev/loupe/store"
 	"github.com/loupe-dev/loupe/store/chunk"
 )
@@ -205,28 +206,52 @@ func (db *DB) AppendBatch(ctx context.Context, b *store.Batch) error {
 	return nil
 }
 
-// tryAppend runs appendBatch in a transaction.
-func (db *DB) tryAppend(ctx context.Context, b *store.Batch, c *chunk.Encoded) error {
-	tx, err := db.pool.Begin(ctx)
+// dbtx is what the append path uses of a transaction: a pgx.Tx, or the
+// connection tryAppend began one on.
+type dbtx interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// tryAppend runs appendBatch in a transaction. Its BEGIN goes out in
+// appendBatch's pipeline rather than in a round trip of its own (pgx.Tx
+// would send it alone): on this path a round trip costs about as much CPU,
+// here and in the server, as a statement's work.
+func (db *DB) tryAppend(ctx context.Context, b *store.Batch, c *chunk.Encoded) (err error) {
+	conn, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := appendBatch(ctx, tx, b, c); err != nil {
+	// A connection left in a transaction (ROLLBACK failed too) is closed
+	// by Release rather than reused.
+	defer conn.Release()
+	defer func() {
+		if err != nil && conn.Conn().PgConn().TxStatus() != 'I' {
+			conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if err := appendBatch(ctx, conn, b, c); err != nil {
 		return err
 	}
-	if err := tx.Commit(ctx); err != nil {
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if tag.String() == "ROLLBACK" { // the transaction had failed
+		return fmt.Errorf("commit: %w", pgx.ErrTxCommitRollback)
 	}
 	return nil
 }
 
-// appendBatch sends all of the batch's statements in one round trip (a pgx
-// pipeline) and then checks the results. When the batch turns out to be a
-// duplicate, to name another session's page view, or to have been
-// compressed against a keyframe that is not the session's, the caller's
-// rollback undoes what the later statements did.
-func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *chunk.Encoded) error {
+// appendBatch begins a transaction on conn and sends all of the batch's
+// statements in the same round trip (a pgx pipeline), then checks the
+// results. When the batch turns out to be a duplicate, to name another
+// session's page view, or to have been compressed against a keyframe that
+// is not the session's, the caller's rollback undoes what the later
+// statements did.
+func appendBatch(ctx context.Context, conn dbtx, b *store.Batch, c *chunk.Encoded) error {
 	// Timestamps only count for batches that hold events.
 	var first, last, received *int64
 	if b.EventCount > 0 {
@@ -260,6 +285,7 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *chunk.Encode
 	cl := b.Client
 
 	var q pgx.Batch
+	q.Queue("BEGIN")
 	q.Queue(upsertSessionSQL,
 		b.SessionID, first, last, len(b.Clicks), len(b.Inputs), len(b.Errors), b.EventCount,
 		b.UserAgent, len(b.Events), len(c.Data), received,
@@ -280,9 +306,13 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *chunk.Encode
 	q.Queue(updateSessionSQL, b.SessionID,
 		b.URL != "" || b.Page != nil || b.ViewportW > 0 || b.ViewportH > 0,
 		b.PageViewID, b.EventCount, first)
+	q.Queue(takePendingSQL, b.SessionID)
 
-	br := tx.SendBatch(ctx, &q)
+	br := conn.SendBatch(ctx, &q)
 	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
 	var kfPageView *string
 	var kfSeq *int
 	if err := br.QueryRow().Scan(&kfPageView, &kfSeq); err != nil {
@@ -319,14 +349,21 @@ func appendBatch(ctx context.Context, tx pgx.Tx, b *store.Batch, c *chunk.Encode
 	if _, err := br.Exec(); err != nil {
 		return fmt.Errorf("update session: %w", err)
 	}
+	// Requests the proxy logged before the session had a row (requests.go).
+	pending, err := readPending(br, b.SessionID)
+	if err != nil {
+		return err
+	}
 	if err := br.Close(); err != nil {
 		return err
 	}
-	if err := deriveSignals(ctx, tx, b, state, isNew); err != nil {
+	if err := deriveSignals(ctx, conn, b, state, isNew); err != nil {
 		return fmt.Errorf("signals: %w", err)
 	}
-	// Requests the proxy logged before the session had a row (requests.go).
-	return applyPendingRequests(ctx, tx, b.SessionID)
+	if err := applyEffect(ctx, conn, pending); err != nil {
+		return fmt.Errorf("pending request effects: %w", err)
+	}
+	return nil
 }
 
 // queueDerived queues the inserts of the batch's clicks, inputs and errors

@@ -17,7 +17,7 @@ import (
 // (isNew), the end of the session's earlier page views that still hold
 // state. It stores the signals, the states and the session's counters and
 // friction.
-func deriveSignals(ctx context.Context, tx pgx.Tx, b *store.Batch, stateJSON string, isNew bool) error {
+func deriveSignals(ctx context.Context, tx dbtx, b *store.Batch, stateJSON string, isNew bool) error {
 	st, err := decodeState(stateJSON)
 	if err != nil {
 		return fmt.Errorf("page view %q: %w", b.PageViewID, err)
@@ -103,7 +103,7 @@ func queueSignals(q *pgx.Batch, sessionID string, sigs []store.Signal, converted
 
 // finishSignals reads the results of queueSignals' statements and
 // updates the session's friction if it changed.
-func finishSignals(ctx context.Context, tx pgx.Tx, br pgx.BatchResults, sessionID string, inserted, counted bool) error {
+func finishSignals(ctx context.Context, tx dbtx, br pgx.BatchResults, sessionID string, inserted, counted bool) error {
 	if inserted {
 		if _, err := br.Exec(); err != nil {
 			return fmt.Errorf("insert signals: %w", err)
@@ -135,7 +135,7 @@ func finishSignals(ctx context.Context, tx pgx.Tx, br pgx.BatchResults, sessionI
 
 // endPageViews ends the session's other page views that started before b
 // and still hold state: a later page view started, so they were left.
-func endPageViews(ctx context.Context, tx pgx.Tx, b *store.Batch) ([]store.Signal, error) {
+func endPageViews(ctx context.Context, tx dbtx, b *store.Batch) ([]store.Signal, error) {
 	type open struct{ id, state string }
 	var opens []open
 	rows, err := tx.Query(ctx, `
@@ -196,7 +196,7 @@ func encodeState(st *store.SignalState) (string, error) {
 
 // saveState writes st as the page view's state unless it is unchanged
 // from old.
-func saveState(ctx context.Context, tx pgx.Tx, pageViewID, old string, st *store.SignalState) error {
+func saveState(ctx context.Context, tx dbtx, pageViewID, old string, st *store.SignalState) error {
 	s, err := encodeState(st)
 	if err != nil || s == old {
 		return err
@@ -210,7 +210,7 @@ func saveState(ctx context.Context, tx pgx.Tx, pageViewID, old string, st *store
 // addSignals inserts signals of one session, adds them to its counters,
 // marks it converted if so and recomputes its friction, in tx. Code of
 // this package that raises signals (the request log) calls it.
-func addSignals(ctx context.Context, tx pgx.Tx, sessionID string, sigs []store.Signal, converted bool) error {
+func addSignals(ctx context.Context, tx dbtx, sessionID string, sigs []store.Signal, converted bool) error {
 	var q pgx.Batch
 	counted := queueSignals(&q, sessionID, sigs, converted)
 	if q.Len() == 0 {
