@@ -198,3 +198,27 @@ func TestKeyframeLargeDict(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyframeWindow: a keyframe's encoder has a window just large enough
+// for its dictionary; a chunk repeating the whole dictionary must still
+// find all of it, whatever the dictionary's size around the window's steps.
+func TestKeyframeWindow(t *testing.T) {
+	var all []byte
+	for len(all) < chunk.MaxDict {
+		for _, b := range storetest.Recording("w", 5, 20) {
+			all = append(all, b.Events...)
+		}
+	}
+	for _, n := range []int{5 << 10, 64 << 10, 64<<10 + 1, 128 << 10, 300 << 10, chunk.MaxDict} {
+		dict := all[:n]
+		kf := chunk.NewKeyframe("p", 0, dict)
+		data, codec := kf.Encode(dict)
+		out, err := chunk.Decode(data, codec, kf.Dict)
+		if err != nil || !bytes.Equal(out, dict) {
+			t.Fatalf("%d-byte keyframe: round trip failed (err %v)", n, err)
+		}
+		if len(data) > 200+n/100 {
+			t.Errorf("%d-byte keyframe: a copy of it took %d bytes; the window misses part of the dictionary", n, len(data))
+		}
+	}
+}

@@ -18,17 +18,36 @@ type Keyframe struct {
 	enc  *zstd.Encoder
 }
 
-// encoderBytes is roughly what an encoder with a dictionary holds (its
-// hash tables, block buffers and history at SpeedFastest with windowDict:
-// measured 2.2 MiB by BenchmarkSession), counted against a cache's
-// MaxBytes.
-const encoderBytes = 2300 << 10
+// encoderBytes is roughly what a keyframe's encoder holds, counted
+// against a cache's MaxBytes: its hash tables and block buffers at
+// SpeedFastest, and a history of its window and one block (BenchmarkSession
+// measures 0.92 MB for a session with a 33 KB keyframe, the encoder and
+// the keyframe's copy included).
+func encoderBytes(dict []byte) int { return 640<<10 + keyframeWindow(dict) + 128<<10 }
 
 // windowDict is the window of dictionary encoders. zstd's default (8 MiB)
 // makes each encoder allocate and zero an 8 MiB history, once per
 // session; a batch is compressed against the dictionary (at most MaxDict)
 // and itself, so matches seldom reach further.
 const windowDict = MaxDict
+
+// keyframeWindow is the window of a keyframe's own encoder: the smallest
+// power of two of at least twice its dictionary and minKeyframeWindow. A
+// match must reach back less than the window, and a chunk's byte at
+// offset p is len(dict)+p after the dictionary's first byte: so the first
+// len(dict) bytes of any chunk, at least, see the whole dictionary. With
+// zstd's low-memory option the encoder's history is then the window and a
+// block (256–384 KiB for a typical 20–100 KB keyframe) rather than at
+// least 1 MiB, allocated and zeroed once per session.
+func keyframeWindow(dict []byte) int {
+	w := minKeyframeWindow
+	for w < 2*len(dict) {
+		w <<= 1
+	}
+	return w
+}
+
+const minKeyframeWindow = 128 << 10
 
 // Encode compresses a later chunk of the keyframe's session against it,
 // like Encode(events, k.Dict), but with an encoder kept for this keyframe:
@@ -37,7 +56,8 @@ const windowDict = MaxDict
 func (k *Keyframe) Encode(events []byte) (data []byte, codec string) {
 	k.once.Do(func() {
 		k.enc = mustEncoder(zstd.WithEncoderLevel(levelDict), zstd.WithEncoderConcurrency(1),
-			zstd.WithWindowSize(windowDict), zstd.WithEncoderDictRaw(dictID, k.Dict))
+			zstd.WithWindowSize(keyframeWindow(k.Dict)), zstd.WithLowerEncoderMem(true),
+			zstd.WithEncoderDictRaw(dictID, k.Dict))
 	})
 	return k.enc.EncodeAll(events, make([]byte, 0, len(events)/8+64)), ZstdDict
 }
@@ -116,7 +136,7 @@ func (c *Keyframes) remove(el *list.Element) {
 	c.bytes -= size(e.kf)
 }
 
-func size(kf *Keyframe) int { return len(kf.Dict) + encoderBytes }
+func size(kf *Keyframe) int { return len(kf.Dict) + encoderBytes(kf.Dict) }
 
 // NewKeyframe returns the keyframe of chunk (pageView, seq) whose raw
 // events are raw: its Dict is copied, so raw may be reused or released.

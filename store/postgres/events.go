@@ -14,9 +14,9 @@ import (
 )
 
 // keyframeCacheBytes bounds the dictionaries and encoders kept for active
-// sessions, as in store/sqlite: about 55 sessions (an encoder is ~2.2 MiB, a
-// typical keyframe 20–100 KB). A session that falls out is read back at its
-// next append.
+// sessions, as in store/sqlite: about 140 sessions (a typical keyframe is
+// 20–100 KB and its encoder ~0.9 MiB, chunk.encoderBytes). A session that
+// falls out is read back at its next append.
 const keyframeCacheBytes = 128 << 20
 
 // keyframe returns the session's keyframe, from this process's cache or
