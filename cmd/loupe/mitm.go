@@ -130,6 +130,10 @@ func (m *Main) openMITM(ctx context.Context, opts mitmOptions) (*proxy.MITM, err
 		RecorderJS: recorder.JS(),
 		Logger:     m.Logger,
 	}
+	// The recorded hosts' requests, for the player's network panel.
+	if site.Requests, err = m.requestLog(nil, tokens); err != nil {
+		return nil, err
+	}
 	if arch, err := m.archiver(ctx, nil); err != nil {
 		return nil, err
 	} else if arch != nil {

@@ -222,10 +222,34 @@ func TestMITMRecordsInChromium(t *testing.T) {
 			if s := list.Sessions[0]; s.EntryURL != rg.pageURL {
 				t.Errorf("entry_url %q, want %q", s.EntryURL, rg.pageURL)
 			}
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("sessions after 15 s: %+v; want one with a click", list.Sessions)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+
+	// The network log has the page, as behind the reverse proxy, and
+	// none of Loupe's own routes.
+	var list struct{ Sessions []apiSession }
+	getJSON(t, rg.m.AdminURL+"/api/sessions", &list)
+	page, _ := url.Parse(rg.pageURL)
+	for {
+		var reqs []apiRequest
+		getJSON(t, rg.m.AdminURL+"/api/sessions/"+list.Sessions[0].ID+"/requests", &reqs)
+		var found bool
+		for _, r := range reqs {
+			if strings.HasPrefix(r.URL, "/__loupe/") {
+				t.Errorf("Loupe's own route %s is in the network log", r.URL)
+			}
+			found = found || (r.URL == page.RequestURI() && r.Method == "GET" && r.Status == 200 && r.PageViewID != "")
+		}
+		if found {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("network log after 15 s: %+v; want GET %s 200 with its page view", reqs, page.RequestURI())
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
