@@ -27,7 +27,11 @@
 //	                   // non-empty, stored byte for byte as received
 //	  "page": {        // optional (added in version 1, 2026-11); read on seq 0 only
 //	    "referrer": "…", // document.referrer, "" if none; kept up to 2 KB
-//	    "language": "…"  // navigator.language, e.g. "en-GB"; kept up to 35 bytes
+//	    "language": "…", // navigator.language, e.g. "en-GB"; kept up to 35 bytes
+//	    "tab": "…"       // optional (2026-11): 32 hex digits naming the browser
+//	                     // tab, the same for every page of the tab
+//	                     // (sessionStorage): a new page view ends the
+//	                     // unfinished ones of its own tab only (store.Batch.Tab)
 //	  }
 //	}
 //

@@ -235,6 +235,8 @@ func TestIngestRejects(t *testing.T) {
 		{name: "bad pv", body: []byte(`{"v":1,"token":"` + f.token + `","pv":"../x","seq":0,"events":` + sampleEvents + `}`), want: http.StatusBadRequest, wantText: "pv"},
 		{name: "page not object", body: []byte(`{"v":1,"token":"` + f.token + `","seq":0,"page":"x","events":` + sampleEvents + `}`), want: http.StatusBadRequest, wantText: "page"},
 		{name: "referrer not string", body: []byte(`{"v":1,"token":"` + f.token + `","seq":0,"page":{"referrer":1},"events":` + sampleEvents + `}`), want: http.StatusBadRequest, wantText: "page.referrer"},
+		{name: "tab not an id", body: []byte(`{"v":1,"token":"` + f.token + `","seq":0,"page":{"tab":"tab-1"},"events":` + sampleEvents + `}`), want: http.StatusBadRequest, wantText: "page.tab must be 32 hex digits"},
+		{name: "tab not string", body: []byte(`{"v":1,"token":"` + f.token + `","seq":0,"page":{"tab":7},"events":` + sampleEvents + `}`), want: http.StatusBadRequest, wantText: "page.tab"},
 		{name: "no events", body: []byte(batchJSON(f.token, 0, `[]`)), want: http.StatusBadRequest, wantText: "events"},
 		{name: "events not array", body: []byte(batchJSON(f.token, 0, `{}`)), want: http.StatusBadRequest, wantText: "events"},
 		{name: "event not object", body: []byte(batchJSON(f.token, 0, `[1]`)), want: http.StatusBadRequest, wantText: "event 0 is not an object"},
@@ -394,9 +396,9 @@ func TestIngestPageInfo(t *testing.T) {
 		page string
 		want *store.PageInfo
 	}{
-		{name: "seq 0 with page", seq: 0, page: `{"referrer":"https://www.google.com/","language":"en-GB","future":[1]}`,
+		{name: "seq 0 with page", seq: 0, page: `{"referrer":"https://www.google.com/","language":"en-GB","future":[1],"tab":"0123456789abcdef0123456789abcdef"}`,
 			want: &store.PageInfo{Referrer: "https://www.google.com/", Language: "en-GB", UTMSource: "news", UTMMedium: "email",
-				UTMCampaign: "autumn", UTMTerm: "beans", UTMContent: "hero"}},
+				UTMCampaign: "autumn", UTMTerm: "beans", UTMContent: "hero", Tab: "0123456789abcdef0123456789abcdef"}},
 		{name: "seq 0 without page (older recorder)", seq: 0, page: "",
 			want: &store.PageInfo{UTMSource: "news", UTMMedium: "email", UTMCampaign: "autumn", UTMTerm: "beans", UTMContent: "hero"}},
 		{name: "page ignored after seq 0", seq: 1, page: `{"referrer":"https://x.test/"}`, want: nil},

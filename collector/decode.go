@@ -331,6 +331,11 @@ func (p *parser) page() error {
 			pi.Referrer, ok, err = p.str(maxURL)
 		case "language":
 			pi.Language, ok, err = p.str(maxLanguage)
+		case "tab":
+			pi.Tab, ok, err = p.str(64)
+			if err == nil && ok && !validID(pi.Tab) {
+				return badRequest("page.tab must be 32 hex digits")
+			}
 		default:
 			ok, err = true, p.d.SkipValue()
 		}

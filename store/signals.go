@@ -29,7 +29,9 @@ package store
 // events JudgeAfter (2 s) after it; until then it is pending in the page
 // view's SignalState, which the store keeps with the page view and hands
 // to DeriveSignals with the page view's next batch, or ends with
-// EndPageView when a later page view of the session starts. A rage burst
+// EndPageView when a later page view of the session starts in the same
+// browser tab (Batch.Tab; in any tab when either tab is unknown): a page
+// left open in another tab is not over. A rage burst
 // and unsubmitted inputs wait the same way. Batches of a page view that
 // arrive out of order are taken as they come.
 //
@@ -293,6 +295,17 @@ func DeriveSignals(st *SignalState, b *Batch) []Signal {
 	}
 	slices.SortStableFunc(d.out, func(a, b Signal) int { return int(a.At - b.At) })
 	return d.out
+}
+
+// Tab is the browser tab of the batch's page view, from its page info; ""
+// when unknown (not the first batch, or an old recorder). A page view
+// that starts ends the session's earlier unfinished ones of the same tab,
+// or of any tab when a tab is unknown.
+func (b *Batch) Tab() string {
+	if b.Page == nil {
+		return ""
+	}
+	return b.Page.Tab
 }
 
 // EndPageView ends a page view whose state is st at time at (a later page

@@ -123,6 +123,9 @@ func EventsInner(b []byte) ([]byte, error) {
 type PageInfo struct {
 	Referrer string // document.referrer, "" if none
 	Language string // navigator.language, e.g. "en-GB"
+	// Tab identifies the browser tab (the recorder's id, per tab); "" if
+	// unknown. A new page view ends unfinished ones only in its own tab.
+	Tab string
 	// UTM parameters of the page's URL.
 	UTMSource, UTMMedium, UTMCampaign, UTMTerm, UTMContent string
 }

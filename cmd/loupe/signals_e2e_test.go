@@ -41,12 +41,13 @@ document.getElementById('fetch').addEventListener('click', function () { fetch('
 }
 
 type uiSession struct {
-	ID        string         `json:"id"`
-	StartedAt time.Time      `json:"started_at"`
-	PageCount int            `json:"page_count"`
-	Browser   string         `json:"browser"`
-	Device    string         `json:"device"`
-	Signals   map[string]int `json:"signals"`
+	ID         string         `json:"id"`
+	StartedAt  time.Time      `json:"started_at"`
+	PageCount  int            `json:"page_count"`
+	InputCount int            `json:"input_count"`
+	Browser    string         `json:"browser"`
+	Device     string         `json:"device"`
+	Signals    map[string]int `json:"signals"`
 }
 
 // TestSignalsInUI is issue 6's judged test: a visit in real Chromium with a

@@ -66,8 +66,8 @@ const (
 	upsertPageViewSQL = `
 	INSERT INTO page_views AS p (id, session_id, url, url_seq, started_at, ended_at, click_count, input_count, error_count, event_count,
 		scroll_depth, viewport_w, viewport_h, viewport_seq,
-		has_page, referrer, language, utm_source, utm_medium, utm_campaign, utm_term, utm_content)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+		has_page, referrer, language, utm_source, utm_medium, utm_campaign, utm_term, utm_content, tab)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23)
 	ON CONFLICT (id) DO UPDATE SET
 		url          = CASE WHEN excluded.url_seq < coalesce(p.url_seq, excluded.url_seq + 1) THEN excluded.url ELSE p.url END,
 		url_seq      = CASE WHEN excluded.url_seq < coalesce(p.url_seq, excluded.url_seq + 1) THEN excluded.url_seq ELSE p.url_seq END,
@@ -88,6 +88,7 @@ const (
 		utm_campaign = CASE WHEN p.has_page THEN p.utm_campaign ELSE excluded.utm_campaign END,
 		utm_term     = CASE WHEN p.has_page THEN p.utm_term ELSE excluded.utm_term END,
 		utm_content  = CASE WHEN p.has_page THEN p.utm_content ELSE excluded.utm_content END,
+		tab          = CASE WHEN p.has_page THEN p.tab ELSE excluded.tab END,
 		has_page     = p.has_page OR excluded.has_page
 	RETURNING session_id, signal_state, (xmax = 0) AS inserted`
 
@@ -294,7 +295,8 @@ func appendBatch(ctx context.Context, conn dbtx, b *store.Batch, c *chunk.Encode
 	q.Queue(upsertPageViewSQL,
 		b.PageViewID, b.SessionID, b.URL, urlSeq, first, last, len(b.Clicks), len(b.Inputs), len(b.Errors), b.EventCount,
 		b.ScrollDepth, b.ViewportW, b.ViewportH, viewportSeq,
-		b.Page != nil, page.Referrer, page.Language, page.UTMSource, page.UTMMedium, page.UTMCampaign, page.UTMTerm, page.UTMContent)
+		b.Page != nil, page.Referrer, page.Language, page.UTMSource, page.UTMMedium, page.UTMCampaign, page.UTMTerm, page.UTMContent,
+		page.Tab)
 	q.Queue(insertChunkSQL,
 		b.PageViewID, b.Seq, b.SessionID, first, last, b.EventCount, len(b.Events), received, c.Codec, c.Data,
 		dictPageView, dictSeq)

@@ -134,14 +134,16 @@ func finishSignals(ctx context.Context, tx dbtx, br pgx.BatchResults, sessionID 
 }
 
 // endPageViews ends the session's other page views that started before b
-// and still hold state: a later page view started, so they were left.
+// in its tab (store.Batch.Tab) and still hold state: a later page view
+// started there, so they were left.
 func endPageViews(ctx context.Context, tx dbtx, b *store.Batch) ([]store.Signal, error) {
 	type open struct{ id, state string }
 	var opens []open
 	rows, err := tx.Query(ctx, `
 		SELECT id, signal_state FROM page_views
-		WHERE session_id = $1 AND id <> $2 AND signal_state <> '' AND coalesce(started_at, 0) <= $3`,
-		b.SessionID, b.PageViewID, b.FirstTS)
+		WHERE session_id = $1 AND id <> $2 AND signal_state <> '' AND coalesce(started_at, 0) <= $3
+			AND ($4 = '' OR tab = '' OR tab = $4)`,
+		b.SessionID, b.PageViewID, b.FirstTS, b.Tab())
 	if err != nil {
 		return nil, fmt.Errorf("open page views: %w", err)
 	}

@@ -148,6 +148,7 @@ func (db *DB) appendBatch(ctx context.Context, tx *sql.Tx, b *store.Batch, c *ch
 		b.PageViewID, b.SessionID, b.URL, urlSeq, first, last, len(b.Clicks), len(b.Inputs), len(b.Errors), b.EventCount,
 		b.ScrollDepth, b.ViewportW, b.ViewportH, viewportSeq,
 		b.Page != nil, page.Referrer, page.Language, page.UTMSource, page.UTMMedium, page.UTMCampaign, page.UTMTerm, page.UTMContent,
+		page.Tab,
 	); err != nil {
 		return fmt.Errorf("upsert page view: %w", err)
 	}

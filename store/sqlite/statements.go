@@ -66,8 +66,8 @@ func (s *statements) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.upsertPageView, `
 		INSERT INTO page_views (id, session_id, url, url_seq, started_at, ended_at, click_count, input_count, error_count, event_count,
 			scroll_depth, viewport_w, viewport_h, viewport_seq,
-			has_page, referrer, language, utm_source, utm_medium, utm_campaign, utm_term, utm_content)
-		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)
+			has_page, referrer, language, utm_source, utm_medium, utm_campaign, utm_term, utm_content, tab)
+		VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)
 		ON CONFLICT (id) DO UPDATE SET
 			url = CASE WHEN excluded.url_seq < coalesce(url_seq, excluded.url_seq + 1) THEN excluded.url ELSE url END,
 			url_seq = CASE WHEN excluded.url_seq < coalesce(url_seq, excluded.url_seq + 1) THEN excluded.url_seq ELSE url_seq END,
@@ -169,7 +169,7 @@ var clientColumnsUpdate = func() string {
 
 // pageColumnsUpdate takes the page info from the first batch that has one.
 var pageColumnsUpdate = func() string {
-	cols := []string{"referrer", "language", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "has_page"}
+	cols := []string{"referrer", "language", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "tab", "has_page"}
 	var b strings.Builder
 	for i, c := range cols {
 		if i > 0 {

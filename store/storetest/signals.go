@@ -229,6 +229,40 @@ func testSignalsPageEnd(t *testing.T, s SignalStore) {
 		t.Errorf("sub: got %q", got)
 	}
 
+	// Two tabs: a page opened in another tab does not end the form still
+	// open in the first, which is later submitted; a page in the form's
+	// own tab does end it. A page view whose tab is unknown (an older
+	// recorder) ends those of every tab, as before tabs were known.
+	tab := func(b *store.Batch, t string) *store.Batch {
+		b.Page = &store.PageInfo{Tab: t}
+		return b
+	}
+	const tabA, tabB = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+	b = tab(sigBatch("tabs", "form", 0, base, 1000, "https://shop.example/form"), tabA)
+	b.Inputs = []store.Input{{At: base + 200, NodeID: 3}}
+	mustAppend(t, s, b, tab(sigBatch("tabs", "other", 0, base+2000, 1000, "https://shop.example/help"), tabB))
+	if got := kinds(mustSignals(t, s, "tabs")); got != "" {
+		t.Errorf("tabs: a page in another tab ended the form: got %q", got)
+	}
+	b = sigBatch("tabs", "form", 1, base+4000, 1000, "")
+	b.Clicks = []store.Click{{At: base + 4100, Submit: true, Mutated: true}}
+	mustAppend(t, s, b)
+	if got := kinds(mustSignals(t, s, "tabs")); got != "" {
+		t.Errorf("tabs: the form submitted in its tab: got %q", got)
+	}
+	b = tab(sigBatch("tab1", "form", 0, base, 1000, "https://shop.example/form"), tabA)
+	b.Inputs = []store.Input{{At: base + 200, NodeID: 3}}
+	mustAppend(t, s, b, tab(sigBatch("tab1", "next", 0, base+2000, 1000, "https://shop.example/next"), tabA))
+	if got := kinds(mustSignals(t, s, "tab1")); got != "form_abandon@2000" {
+		t.Errorf("tab1: a page in the form's tab: got %q, want form_abandon@2000", got)
+	}
+	b = tab(sigBatch("tab0", "form", 0, base, 1000, "https://shop.example/form"), tabA)
+	b.Inputs = []store.Input{{At: base + 200, NodeID: 3}}
+	mustAppend(t, s, b, sigBatch("tab0", "next", 0, base+2000, 1000, "https://shop.example/next"))
+	if got := kinds(mustSignals(t, s, "tab0")); got != "form_abandon@2000" {
+		t.Errorf("tab0: a page of unknown tab: got %q, want form_abandon@2000", got)
+	}
+
 	// The recorder's pagehide ends the page view; a click long before it
 	// with no change is dead.
 	b = sigBatch("hide", "pv1", 0, base, 1500, "https://shop.example/form")

@@ -8,7 +8,7 @@
 import { record } from '@rrweb/record';
 import { readConfig } from './config';
 import { encodeEvent } from './split';
-import { Uploader } from './uploader';
+import { Uploader, tabID } from './uploader';
 import { pageHidden, watchSignals } from './signals';
 import { watchUser } from './user';
 
@@ -63,7 +63,7 @@ function start(): void {
     cfg.ingest,
     cfg.token,
     pv,
-    { referrer: document.referrer, language: navigator.language },
+    { referrer: document.referrer, language: navigator.language, tab: tabID(newID) },
     onRefused,
   );
   stopRecording = record({

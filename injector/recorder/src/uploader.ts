@@ -3,7 +3,7 @@
 // Wire format, version 1: POST to the ingest URL with the JSON body
 //
 //   {"v":1, "token":"<from the config>", "pv":"<page view id>", "seq":N,
-//    "page":{"referrer":"…","language":"…"},   (first batch only)
+//    "page":{"referrer":"…","language":"…","tab":"…"},   (first batch only)
 //    "events":[<rrweb events>]}
 //
 // pv is made by the recorder for each document it runs in, not taken from
@@ -49,6 +49,8 @@ import { utf8Len } from './split';
 export interface Page {
   referrer: string;
   language: string;
+  /** The browser tab (tabID); absent when sessionStorage is unusable. */
+  tab?: string;
 }
 
 /** Events are cut into a batch once their JSON exceeds this many bytes. */
@@ -69,9 +71,10 @@ const MAX_RETRY_MS = 30000;
 const MAX_RETRY_AFTER_MS = 600000;
 /** A request with no answer after this long is retried. */
 const TIMEOUT_MS = 60000;
-/** sessionStorage keys: Q + pv:n:seq for batches, N + pv for the next seq. */
+/** sessionStorage keys: Q + pv:n:seq for batches, N + pv for the next seq, T the tab. */
 const Q = 'loupe:q:';
 const N = 'loupe:n:';
+const T = 'loupe:tab';
 
 interface Batch {
   /** Ingest URL, token, page view and seq it is sent under. */
@@ -409,6 +412,19 @@ function storage(): Storage | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * tabID names this browser tab, the same for every page of the site the tab
+ * shows (sessionStorage is per tab and origin): the collector ends a page
+ * view's unfinished business only when a later page starts in the same
+ * tab. undefined when sessionStorage is unusable.
+ */
+export function tabID(newID: () => string): string | undefined {
+  const t = getItem(T);
+  if (t && /^[0-9a-f]{32}$/.test(t)) return t;
+  const id = newID();
+  return setItem(T, id) ? id : undefined;
 }
 
 function getItem(k: string): string | null {
