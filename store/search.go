@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 )
@@ -182,25 +181,16 @@ func BuildSessionQuery(f *SessionFilter, postgres bool) SessionQuery {
 		conds = append(conds, "EXISTS (SELECT 1 FROM session_tags t WHERE t.session_id = sessions.id AND t.tag = "+arg(f.Tag)+")")
 	}
 	// The duration index serves duration bounds when sorting by duration;
-	// otherwise its range would be read whole, then sorted. PostgreSQL's
-	// is on the rank (DurationRank): the bounds are put on it too, one
-	// rank wider so that float rounding never drops a session.
+	// otherwise its range would be read whole, then sorted.
 	dur := "(ended_at - started_at)"
 	if f.Sort != SortDuration {
 		dur = "(ended_at - started_at) + 0"
 	}
-	rankBounds := postgres && f.Sort == SortDuration
 	if f.MinDuration > 0 {
 		conds = append(conds, dur+" >= "+arg(f.MinDuration.Milliseconds()))
-		if rankBounds {
-			conds = append(conds, "duration_rank >= "+arg(DurationRank(f.MinDuration.Milliseconds())-1))
-		}
 	}
 	if f.MaxDuration > 0 {
 		conds = append(conds, dur+" <= "+arg(f.MaxDuration.Milliseconds()))
-		if rankBounds {
-			conds = append(conds, "duration_rank <= "+arg(DurationRank(f.MaxDuration.Milliseconds())+1))
-		}
 	}
 	if f.MinPages > 0 {
 		conds = append(conds, "page_count >= "+arg(f.MinPages))
@@ -224,25 +214,17 @@ func BuildSessionQuery(f *SessionFilter, postgres bool) SessionQuery {
 	case SortFriction:
 		q.OrderBy = "friction DESC, " + start + ", id DESC"
 	case SortDuration:
-		if postgres { // its index is on the rank: exact order within each
-			q.OrderBy = "duration_rank DESC NULLS LAST, (ended_at - started_at) DESC NULLS LAST, id DESC"
-		} else {
-			q.OrderBy = "(ended_at - started_at) DESC, id DESC"
+		d := "(ended_at - started_at) DESC"
+		if postgres {
+			d += " NULLS LAST"
 		}
+		q.OrderBy = d + ", id DESC"
 	case SortPages:
 		q.OrderBy = "page_count DESC, " + start + ", id DESC"
 	default:
 		q.OrderBy = start + ", id DESC"
 	}
 	return q
-}
-
-// DurationRank is PostgreSQL's sessions.duration_rank of a session lasting
-// ms milliseconds (migration 0007): four ranks per doubling, so that the
-// rank, which the duration index keys on, changes seldom as a session
-// grows and most writes of its row touch no index.
-func DurationRank(ms int64) int {
-	return int(math.Floor(4 * math.Log2(float64(max(ms, 1)))))
 }
 
 // globToLike turns a glob (* and ?) into a LIKE pattern with \ escapes.

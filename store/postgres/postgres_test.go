@@ -543,36 +543,3 @@ func TestAssetConformance(t *testing.T) {
 		return mustOpen(t, pgtest.Shared(t).CreateDB(t))
 	})
 }
-
-// TestDurationRank: migration 0007's duration_rank agrees with
-// store.DurationRank to within one rank (floats are rounded differently
-// here and in the server), which the list's rank bounds allow for, and is
-// mostly the same.
-func TestDurationRank(t *testing.T) {
-	_, dsn := mustNew(t)
-	conn := rawConn(t, dsn)
-	var same, n int
-	for ms := int64(1); ms < 1<<40; ms = ms*9/8 + 1 {
-		for _, d := range []int64{ms - 1, ms, ms + 1} {
-			var got int
-			err := conn.QueryRow(context.Background(), `
-				INSERT INTO sessions (id, started_at, ended_at) VALUES ('r', 0, $1)
-				ON CONFLICT (id) DO UPDATE SET ended_at = excluded.ended_at
-				RETURNING duration_rank`, d).Scan(&got)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := store.DurationRank(d)
-			if got < want-1 || got > want+1 {
-				t.Fatalf("duration %d ms: rank %d in PostgreSQL, %d in Go", d, got, want)
-			}
-			n++
-			if got == want {
-				same++
-			}
-		}
-	}
-	if same < n*99/100 {
-		t.Errorf("ranks agree for %d of %d durations", same, n)
-	}
-}

@@ -34,7 +34,6 @@ func RunSignals(t *testing.T, open func(t *testing.T) SignalStore) {
 		{"PageEnd", testSignalsPageEnd},
 		{"Converted", testSignalsConverted},
 		{"Search", testSearch},
-		{"SearchDuration", testSearchDuration},
 		{"SearchBadFilter", testSearchBadFilter},
 		{"Tags", testTags},
 		{"Notes", testNotes},
@@ -319,46 +318,6 @@ func searchFixture(t *testing.T, s SignalStore) {
 	mustAppend(t, s, a0, a1, b0, c0, d0, d1, d2)
 	if _, err := s.SetTags(context.Background(), "c", []string{"bug", "vip"}); err != nil {
 		t.Fatalf("set tags: %v", err)
-	}
-}
-
-// testSearchDuration: the duration sort and bounds are exact, also among
-// sessions of nearly the same length (PostgreSQL's index groups them by
-// store.DurationRank) and at a rank's edges; sessions without events come
-// last.
-func testSearchDuration(t *testing.T, s SignalStore) {
-	// Durations: r1 1000 ms, r2 1050, r3 1100 (r2 and r3 share a rank),
-	// r4 5000, and r0 has no events.
-	for i, d := range []int64{1000, 1050, 1100, 5000} {
-		id := fmt.Sprintf("r%d", i+1)
-		b := Batch(id, id+"/p", 0, base+int64(i)*3_600_000, 2, d, "https://shop.example/", 0)
-		mustAppend(t, s, b)
-	}
-	mustAppend(t, s, Batch("r0", "r0/p", 0, base+5*3_600_000, 0, 10, "https://shop.example/", 0))
-	if store.DurationRank(1050) != store.DurationRank(1100) || store.DurationRank(1000) == store.DurationRank(1050) {
-		t.Fatalf("fixture: ranks %d %d %d, want the last two equal", store.DurationRank(1000), store.DurationRank(1050), store.DurationRank(1100))
-	}
-	for _, tt := range []struct {
-		name string
-		f    store.SessionFilter
-		want string
-	}{
-		{"sort", store.SessionFilter{Sort: store.SortDuration}, "r4,r3,r2,r1,r0"},
-		{"min", store.SessionFilter{Sort: store.SortDuration, MinDuration: 1050 * time.Millisecond}, "r4,r3,r2"},
-		{"min between", store.SessionFilter{Sort: store.SortDuration, MinDuration: 1051 * time.Millisecond}, "r4,r3"},
-		{"max", store.SessionFilter{Sort: store.SortDuration, MaxDuration: 1050 * time.Millisecond}, "r2,r1"},
-		{"min and max", store.SessionFilter{Sort: store.SortDuration, MinDuration: time.Second, MaxDuration: 1100 * time.Millisecond}, "r3,r2,r1"},
-		{"page", store.SessionFilter{Sort: store.SortDuration, Limit: 2, Offset: 1}, "r3,r2"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.Sessions(context.Background(), tt.f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ids(got) != tt.want {
-				t.Errorf("got %s, want %s", ids(got), tt.want)
-			}
-		})
 	}
 }
 
