@@ -460,7 +460,7 @@ func FuzzIngest(f *testing.F) {
 	f.Add([]byte(`{"v":1,"token":"` + fx.token + `","pv":"` + NewID() + `","seq":1,"events":[{"type":3,"data":{},"timestamp":1}]}`))
 	f.Add([]byte(`{"v":1,"token":"x.y","seq":0,"events":[]}`))
 	f.Add(gz(f, batchJSON(fx.token, 0, sampleEvents)))
-	f.Add([]byte(`{"v":1,"seq":0,"page":{"referrer":"r","language":"en"},"token":"` + fx.token + `","events":` + derivedEvents + `}`))
+	f.Add([]byte(`{"v":1,"seq":0,"page":{"referrer":"r","language":"en","tab":"` + NewID() + `"},"token":"` + fx.token + `","events":` + derivedEvents + `}`))
 	f.Add([]byte(`{"events":[{"data":{"type":2,"source":2,"x":1},"timestamp":1700000000000,"type":3}],"seq":0,"v":1,"token":"` + fx.token + `"}`))
 	f.Add([]byte(`{"v":1,"token":"` + fx.token + `","seq":0,"events":[{"type":5,"data":{"tag":"loupe.error","payload":{"message":"\ud800x","stack":"s"}},"timestamp":1}]}`))
 	f.Add([]byte(batchJSON(fx.token, 0, realisticEvents(8<<10, 1_700_000_000_000))))
