@@ -4,30 +4,35 @@
 //
 //	go test ./bench/ingest -run '^$' -bench . -benchtime 2000x
 //
-// Reported per run: raw event MB/s (the JSON the recorder produced, before
-// transport compression), events/s, p50/p99 request latency, CPU per raw MB
-// of the Loupe process (collector, store driver, HTTP on both ends) and of
-// the PostgreSQL server processes, and the store's stored bytes per raw byte.
+// The collector runs in a process of its own (this test binary, started
+// again as a server by TestMain), so that its CPU time is measured apart
+// from the load generator's. Reported per run: raw event MB/s (the JSON the
+// recorder produced, before transport compression), events/s, p50/p99
+// request latency, raw MB per CPU-second of the collector process (HTTP
+// server, collector, store driver, and SQLite's engine) and of it plus the
+// PostgreSQL server processes, and the store's stored bytes per raw byte.
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -82,35 +87,107 @@ func prepare(tb testing.TB, tk *collector.Tokens, sessions int) []request {
 
 func BenchmarkIngest(b *testing.B) {
 	b.Run("sqlite", func(b *testing.B) {
-		db, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "loupe.db"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer db.Close()
-		run(b, db, nil)
+		path := filepath.Join(b.TempDir(), "loupe.db")
+		run(b, "sqlite:"+path, nil, func() (store.Store, error) { return sqlite.Open(context.Background(), path) })
 	})
 	b.Run("postgres", func(b *testing.B) {
 		srv := pgtest.Start(b) // durable: fsync on, as in production
-		db, err := postgres.Open(context.Background(), srv.DSN())
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer db.Close()
-		run(b, db, srv)
+		run(b, "postgres:"+srv.DSN(), srv, func() (store.Store, error) { return postgres.Open(context.Background(), srv.DSN()) })
 	})
 }
 
-func run(b *testing.B, st store.Store, pg *pgtest.Server) {
-	tk, err := collector.NewTokens([]byte(strings.Repeat("b", 32)))
+// collectorEnv, set to "sqlite:PATH" or "postgres:DSN", makes this test
+// binary the collector of one BenchmarkIngest run (TestMain).
+const collectorEnv = "LOUPE_BENCH_COLLECTOR"
+
+// benchSecret is the token key the collector and the load share.
+var benchSecret = []byte(strings.Repeat("b", 32))
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(collectorEnv); spec != "" {
+		if err := serveCollector(spec); err != nil {
+			fmt.Fprintln(os.Stderr, "collector:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// serveCollector opens the store spec names, serves a collector on it at a
+// loopback address it prints on stdout, and stops when stdin closes.
+func serveCollector(spec string) error {
+	backend, where, _ := strings.Cut(spec, ":")
+	var st store.Store
+	var err error
+	switch backend {
+	case "sqlite":
+		st, err = sqlite.Open(context.Background(), where)
+	case "postgres":
+		st, err = postgres.Open(context.Background(), where)
+	default:
+		err = fmt.Errorf("unknown backend %q", backend)
+	}
 	if err != nil {
-		b.Fatal(err)
+		return err
+	}
+	defer st.Close()
+	tk, err := collector.NewTokens(benchSecret)
+	if err != nil {
+		return err
 	}
 	// Archiving is on by default, so batches are scanned for asset URLs;
 	// the fetcher they would go to is left out.
 	c := &collector.Collector{Store: st, Tokens: tk, Logger: slog.New(slog.DiscardHandler),
 		Limits: collector.Limits{SessionRate: rate.Inf, ClientRate: rate.Inf}, Assets: noFetch{}}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: c}
+	go srv.Serve(ln)
+	fmt.Printf("http://%s\n", ln.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	return srv.Shutdown(context.Background())
+}
+
+// startCollector runs the collector of spec in a process of its own and
+// returns its URL, its pid and a function that stops it.
+func startCollector(b *testing.B, spec string) (url string, pid int, stop func()) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), collectorEnv+"="+spec)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	stop = func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			b.Errorf("collector: %v", err)
+		}
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		stop()
+		b.Fatalf("collector did not start: %v", err)
+	}
+	return strings.TrimSpace(line), cmd.Process.Pid, stop
+}
+
+func run(b *testing.B, spec string, pg *pgtest.Server, open func() (store.Store, error)) {
+	tk, err := collector.NewTokens(benchSecret)
+	if err != nil {
+		b.Fatal(err)
+	}
+	url, pid, stop := startCollector(b, spec)
 
 	// Requests are grouped by session and each worker sends whole
 	// sessions, one request at a time, as a browser tab does: a session's
@@ -129,7 +206,7 @@ func run(b *testing.B, st store.Store, pg *pgtest.Server) {
 		events += int64(r.events)
 	}
 
-	cpu0, pg0 := processCPU(), serverCPU(pg)
+	cpu0, pg0 := processCPU(pid), serverCPU(pg)
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -144,7 +221,7 @@ func run(b *testing.B, st store.Store, pg *pgtest.Server) {
 				}
 				for i := first; i < min(first+perSession, len(reqs)); i++ {
 					t0 := time.Now()
-					resp, err := client.Post(srv.URL, "application/json", bytes.NewReader(reqs[i].body))
+					resp, err := client.Post(url, "application/json", bytes.NewReader(reqs[i].body))
 					if err != nil {
 						failed.Add(1)
 						continue
@@ -162,7 +239,9 @@ func run(b *testing.B, st store.Store, pg *pgtest.Server) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	cpu, pgCPU := processCPU()-cpu0, serverCPU(pg)-pg0
+	cpu, pgCPU := processCPU(pid)-cpu0, serverCPU(pg)-pg0
+	client.CloseIdleConnections()
+	stop()
 	if n := failed.Load(); n > 0 {
 		b.Fatalf("%d of %d requests failed", n, len(reqs))
 	}
@@ -173,10 +252,15 @@ func run(b *testing.B, st store.Store, pg *pgtest.Server) {
 	b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-	b.ReportMetric(mb/cpu.Seconds(), "rawMB/cpu-s(loupe)")
+	b.ReportMetric(mb/cpu.Seconds(), "rawMB/cpu-s(collector)")
 	if pg != nil {
-		b.ReportMetric(mb/(cpu+pgCPU).Seconds(), "rawMB/cpu-s(loupe+pg)")
+		b.ReportMetric(mb/(cpu+pgCPU).Seconds(), "rawMB/cpu-s(collector+pg)")
 	}
+	st, err := open()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
 	b.ReportMetric(storedRatio(b, st), "stored/raw")
 }
 
@@ -205,11 +289,35 @@ func storedRatio(b *testing.B, st store.Store) float64 {
 	return float64(stored) / float64(raw)
 }
 
-// processCPU is this process's user+system CPU time.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+// processCPU is the user+system CPU time of process pid, from /proc.
+func processCPU(pid int) time.Duration {
+	cpu, _, err := procStat(pid)
+	if err != nil {
+		panic(err) // the collector is running: its stat is there
+	}
+	return cpu
+}
+
+// procStat returns the user+system CPU time and the parent of process pid.
+func procStat(pid int) (time.Duration, int, error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// Fields after the command name (which may hold spaces): state is
+	// field 3, ppid 4, utime 14, stime 15 (proc(5)).
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, 0, errors.New("unreadable stat")
+	}
+	f := strings.Fields(string(stat[i+2:]))
+	if len(f) < 13 {
+		return 0, 0, errors.New("unreadable stat")
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100, ppid, nil // USER_HZ is 100 on Linux
 }
 
 // serverCPU sums the user+system CPU time of the PostgreSQL postmaster and
@@ -224,26 +332,16 @@ func serverCPU(pg *pgtest.Server) time.Duration {
 	}
 	root, _ := strconv.Atoi(strings.SplitN(string(pidFile), "\n", 2)[0])
 	entries, _ := os.ReadDir("/proc")
-	var ticks int64
+	var total time.Duration
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
+		cpu, ppid, err := procStat(pid)
+		if err == nil && (pid == root || ppid == root) {
+			total += cpu
 		}
-		// Fields after the command name (which may hold spaces): state is
-		// field 3, ppid 4, utime 14, stime 15 (proc(5)).
-		f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
-		ppid, _ := strconv.Atoi(f[1])
-		if pid != root && ppid != root {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		stt, _ := strconv.ParseInt(f[12], 10, 64)
-		ticks += ut + stt
 	}
-	return time.Duration(ticks) * time.Second / 100 // USER_HZ is 100 on Linux
+	return total
 }
