@@ -31,7 +31,7 @@ const (
 	defaultMaxQueue     = 1000
 	defaultUserAgent    = "Loupe-archiver/1 (+https://github.com/loupe-dev/loupe)"
 	fetchMaxRedirects   = 3
-	fetchMaxCoolDowns   = 10000 // entries kept before expired ones are swept
+	fetchMaxCoolDowns   = 10000 // URLs cooling down at most; past it the oldest go first
 )
 
 // FetchConfig configures the background fetcher behind Want. Fetches
@@ -123,7 +123,16 @@ type fetcher struct {
 	closed  bool
 	pending map[string]bool      // URLs queued or being fetched
 	cool    map[string]time.Time // URL → end of its cool-down
-	hosts   map[string]*fetchHost
+	// coolOrder is cool's entries in the order they end: every cool-down
+	// lasts CoolDown, so that is the order they began in. An entry whose
+	// URL has since left cool, or cools again, no longer matches it.
+	coolOrder []coolEntry
+	hosts     map[string]*fetchHost
+}
+
+type coolEntry struct {
+	url   string
+	until time.Time
 }
 
 // fetchHost is the per-host semaphore, kept while anyone uses it.
@@ -380,19 +389,27 @@ func (f *fetcher) wantSubresources(c *capture) {
 	}
 }
 
-// coolDown keeps u from being fetched for CoolDown.
+// coolDown keeps u from being fetched for CoolDown. Cool-downs that ended
+// are forgotten, and past fetchMaxCoolDowns the oldest are too (a flood of
+// failing URLs then costs them their cool-down, never memory or a scan).
 func (f *fetcher) coolDown(u string) {
 	now := f.a.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if len(f.cool) >= fetchMaxCoolDowns {
-		for k, until := range f.cool {
-			if !now.Before(until) {
-				delete(f.cool, k)
-			}
+	for len(f.coolOrder) > 0 {
+		e := f.coolOrder[0]
+		if now.Before(e.until) && len(f.cool) < fetchMaxCoolDowns {
+			break
 		}
+		if until, ok := f.cool[e.url]; ok && until.Equal(e.until) {
+			delete(f.cool, e.url)
+		}
+		f.coolOrder[0] = coolEntry{}
+		f.coolOrder = f.coolOrder[1:]
 	}
-	f.cool[u] = now.Add(f.cfg.CoolDown)
+	until := now.Add(f.cfg.CoolDown)
+	f.cool[u] = until
+	f.coolOrder = append(f.coolOrder, coolEntry{u, until})
 }
 
 // acquire takes one of host's PerHost slots.

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -384,6 +385,47 @@ func TestFetchCoolDown(t *testing.T) {
 	waitFor(t, "second failure", func() bool { return a.Stats().FetchFailed == 2 })
 	if got := o.hits.Load(); got != 2 {
 		t.Errorf("got %d requests, want 2", got)
+	}
+}
+
+// TestFetchCoolDownBound: cool-downs are forgotten when they end, and a
+// flood of failing URLs keeps at most fetchMaxCoolDowns, the newest.
+func TestFetchCoolDownBound(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	a := fetchArchiver(t, newFakeStore(), func(c *Config) {
+		c.Now = clock.now
+		c.Fetch.CoolDown = 10 * time.Minute
+	})
+	f := a.fetch
+	cooling := func(u string) bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		until, ok := f.cool[u]
+		return ok && clock.now().Before(until)
+	}
+	url := func(i int) string { return fmt.Sprintf("https://shop.example/broken/%d.png", i) }
+	n := fetchMaxCoolDowns + 500
+	for i := range n {
+		f.coolDown(url(i))
+	}
+	if got := len(f.cool); got != fetchMaxCoolDowns {
+		t.Errorf("after %d failures: %d cooling down, want %d", n, got, fetchMaxCoolDowns)
+	}
+	if cooling(url(0)) || !cooling(url(500)) || !cooling(url(n-1)) {
+		t.Errorf("cooling: first %v, 501st %v, last %v; want the oldest forgotten", cooling(url(0)), cooling(url(500)), cooling(url(n-1)))
+	}
+	if len(f.coolOrder) > fetchMaxCoolDowns {
+		t.Errorf("order holds %d entries, want at most %d", len(f.coolOrder), fetchMaxCoolDowns)
+	}
+
+	// Past their end, cool-downs are forgotten at the next failure; one that
+	// began again later is kept.
+	clock.add(5 * time.Minute)
+	f.coolDown(url(600))
+	clock.add(6 * time.Minute)
+	f.coolDown("https://shop.example/new.png")
+	if got := len(f.cool); got != 2 || !cooling(url(600)) {
+		t.Errorf("after the cool-downs ended: %d kept (url 600 cooling: %v), want 2", got, cooling(url(600)))
 	}
 }
 
