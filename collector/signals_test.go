@@ -181,6 +181,11 @@ func TestSignalRules(t *testing.T) {
 			``,
 		},
 		{
+			"form sent by script: a plain button's click starts a request",
+			[][]string{{meta(0), input(500, 30), clickEv(1000, 40, 1, 1), target(1000, 40, `button "Save"`, false, false), request(1300, 1200)}, {move(3000), pageHide(6000)}},
+			``,
+		},
+		{
 			"pagehide right after a click: it navigated",
 			[][]string{{meta(0), clickEv(1000, 12, 40, 50), pageHide(1300)}},
 			``,

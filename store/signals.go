@@ -21,7 +21,9 @@ package store
 //     starts) after an input event not followed by a click on a submit
 //     control (button or input of type submit/image in a form, which also
 //     catches Enter in a field: browsers submit by clicking the default
-//     button). One per page view end, at the end.
+//     button), nor by a click that started a fetch or XHR within
+//     DeadWindow (a form sent by script, from a type=button or a link).
+//     One per page view end, at the end.
 //   - server_error, failed_request, slow_request: from the proxy's request
 //     log (Request.Signal), not from events.
 //
@@ -343,12 +345,15 @@ func (d *deriver) evidence(p *PendingClick, firstMutation int64) {
 
 func (d *deriver) requestsAndErrors(p *PendingClick) {
 	f := &d.b.Signals
-	if !p.Alive {
-		for _, r := range f.Requests {
-			if r >= p.At && r <= p.At+DeadWindow {
-				p.Alive = true
-				break
+	for _, r := range f.Requests {
+		if r >= p.At && r <= p.At+DeadWindow {
+			p.Alive = true
+			// A request the click started sends what was typed before
+			// it, whatever the control.
+			if st := d.st; st.InputAt > 0 && st.InputAt <= p.At {
+				st.InputAt, st.InputNode = 0, 0
 			}
+			break
 		}
 	}
 	if p.ErrorMsg == "" {

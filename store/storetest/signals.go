@@ -229,6 +229,39 @@ func testSignalsPageEnd(t *testing.T, s SignalStore) {
 		t.Errorf("sub: got %q", got)
 	}
 
+	// Sent by script: a click that is no submit control but starts a
+	// request within a second sends the form, in its batch or reported in
+	// the next; a request before the click sends nothing.
+	for _, tt := range []struct {
+		id      string
+		request int64 // ms after base; 0: none
+		later   bool  // reported in the page view's next batch
+		want    string
+	}{
+		{"script", 700, false, ""},
+		{"scriptlate", 1200, true, ""},
+		{"reqbefore", 400, false, "form_abandon@3500"},
+		{"noreq", 0, false, "form_abandon@3500"},
+	} {
+		b := sigBatch(tt.id, "pv1", 0, base, 1000, "https://shop.example/form")
+		b.Inputs = []store.Input{{At: base + 200, NodeID: 3}}
+		b.Clicks = []store.Click{{At: base + 500, Mutated: true}}
+		if tt.request > 0 && !tt.later {
+			b.Signals.Requests = []int64{base + tt.request}
+		}
+		bs := []*store.Batch{b}
+		if tt.later {
+			b1 := sigBatch(tt.id, "pv1", 1, base+2000, 1000, "")
+			b1.Signals.Requests = []int64{base + tt.request}
+			bs = append(bs, b1)
+		}
+		bs = append(bs, sigBatch(tt.id, "pv2", 0, base+3500, 1000, "https://shop.example/next"))
+		mustAppend(t, s, bs...)
+		if got := kinds(mustSignals(t, s, tt.id)); got != tt.want {
+			t.Errorf("%s: got %q, want %q", tt.id, got, tt.want)
+		}
+	}
+
 	// Two tabs: a page opened in another tab does not end the form still
 	// open in the first, which is later submitted; a page in the form's
 	// own tab does end it. A page view whose tab is unknown (an older
