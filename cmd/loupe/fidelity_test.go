@@ -598,9 +598,14 @@ func TestArchiveFidelity(t *testing.T) {
 	if ok, err := chromedp.Run(visitor, chromedp.Evaluate[bool](loaded, chromedp.EvalAwaitPromise)); err != nil || !ok {
 		t.Fatalf("page two through Loupe: images and font loaded %v (%v); want true", ok, err)
 	}
-	// Send what is buffered before leaving (the pagehide beacon alone was
-	// seen to lose page two's last mutation).
-	do(t, visitor, "leave", chromedp.WaitVisible(chromedp.CSS("#done")), chromedp.Sleep(300*time.Millisecond),
+	// Wait for page two's last change (its text: the empty <p> counts as
+	// visible from the start), then send what is buffered before leaving
+	// (the pagehide beacon alone was seen to lose that mutation).
+	if ok, err := chromedp.Run(visitor, chromedp.Poll[bool](`document.getElementById('done').textContent !== ''`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second))); err != nil || !ok {
+		t.Fatalf("page two's last change did not happen: %v", err)
+	}
+	do(t, visitor, "leave", chromedp.Sleep(300*time.Millisecond),
 		chromedp.Evaluate[chromedp.Void]("window.__loupe.flush()"), chromedp.Sleep(500*time.Millisecond), chromedp.Navigate("about:blank"))
 
 	var sess apiSession
