@@ -33,7 +33,9 @@ package store
 // to DeriveSignals with the page view's next batch, or ends with
 // EndPageView when a later page view of the session starts in the same
 // browser tab (Batch.Tab; in any tab when either tab is unknown): a page
-// left open in another tab is not over. A rage burst
+// left open in another tab is not over; or when no batch of it has come
+// for PageViewIdle (IdleEnder: a tab closed without a pagehide reaching
+// the collector). A rage burst
 // and unsubmitted inputs wait the same way. Batches of a page view that
 // arrive out of order are taken as they come.
 //
@@ -46,6 +48,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 )
 
 // Signal kinds: what a session's signals rows and timeline call them.
@@ -517,4 +520,22 @@ type Annotator interface {
 // an unknown session. Both backends implement it beside Store.
 type SignalReader interface {
 	Signals(ctx context.Context, sessionID string) ([]Signal, error)
+}
+
+// PageViewIdle is how long a page view that still waits for verdicts
+// (pending clicks, unsubmitted inputs) may go without a batch before it is
+// taken as left: its tab was closed or its browser stopped without a
+// pagehide reaching the collector. The session cookie's idle timeout.
+const PageViewIdle = 30 * time.Minute
+
+// IdleEnder ends idle page views. Both backends implement it beside Store;
+// the collector calls it periodically.
+type IdleEnder interface {
+	// EndIdlePageViews ends, as EndPageView does, the page views that
+	// still hold signal state and received no batch at or after
+	// idleBefore: their pending clicks get a verdict and unsubmitted inputs
+	// are a form_abandon, at the page view's latest event. It ends at most
+	// limit of them and returns how many it ended. Safe to call from
+	// several nodes at once: a page view is ended once.
+	EndIdlePageViews(ctx context.Context, idleBefore time.Time, limit int) (int, error)
 }

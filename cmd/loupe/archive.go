@@ -150,37 +150,17 @@ func (m *Main) startRetention() error {
 	if !ok {
 		return fmt.Errorf("--asset-retention: the store (%T) has no asset archive", m.db)
 	}
-	now := m.now
-	if now == nil {
-		now = time.Now
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	m.stopRetention = func() {
-		cancel()
-		<-done
-	}
-	go func() {
-		defer close(done)
-		t := time.NewTicker(pruneEvery)
-		defer t.Stop()
-		for {
-			cutoff := now().Add(-keep)
-			n, err := as.PruneAssets(ctx, cutoff)
-			switch {
-			case ctx.Err() != nil:
-				return
-			case err != nil:
-				m.Logger.Warn("asset retention", "err", err)
-			case n > 0:
-				m.Logger.Info("asset retention", "removed_bodies", n, "cutoff", cutoff.UTC().Format(time.RFC3339))
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
+	now := m.clock()
+	m.loop(pruneEvery, func(ctx context.Context) {
+		cutoff := now().Add(-keep)
+		n, err := as.PruneAssets(ctx, cutoff)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			m.Logger.Warn("asset retention", "err", err)
+		case n > 0:
+			m.Logger.Info("asset retention", "removed_bodies", n, "cutoff", cutoff.UTC().Format(time.RFC3339))
 		}
-	}()
+	})
 	return nil
 }

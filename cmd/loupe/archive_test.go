@@ -108,7 +108,7 @@ func TestRetentionPrunesAtStart(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no prune at start")
 	}
-	m.stopRetention()
+	m.stopLoops[0]()
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if want := []time.Time{now.Add(-30 * 24 * time.Hour)}; !reflect.DeepEqual(ps.cutoffs, want) {
@@ -116,10 +116,39 @@ func TestRetentionPrunesAtStart(t *testing.T) {
 	}
 }
 
+// idleStore records EndIdlePageViews calls; every other method panics.
+type idleStore struct {
+	store.Store
+	called chan time.Time
+}
+
+func (s *idleStore) EndIdlePageViews(_ context.Context, idleBefore time.Time, limit int) (int, error) {
+	s.called <- idleBefore
+	return 0, nil
+}
+
+// TestIdleEnderAtStart: the collector ends idle page views at start (and
+// then every idleEvery), with the cutoff store.PageViewIdle ago.
+func TestIdleEnderAtStart(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	is := &idleStore{called: make(chan time.Time, 1)}
+	m := &Main{Logger: slog.New(slog.DiscardHandler), db: is, now: func() time.Time { return now }}
+	m.startIdleEnder()
+	defer m.stopLoops[0]()
+	select {
+	case got := <-is.called:
+		if want := now.Add(-store.PageViewIdle); !got.Equal(want) {
+			t.Errorf("cutoff: got %v, want %v", got, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no idle page views ended at start")
+	}
+}
+
 func TestRetentionOff(t *testing.T) {
 	m := &Main{Config: Config{}, db: &pruneStore{}}
-	if err := m.startRetention(); err != nil || m.stopRetention != nil {
-		t.Errorf("retention 0: got err %v, loop running %v; want no loop", err, m.stopRetention != nil)
+	if err := m.startRetention(); err != nil || len(m.stopLoops) != 0 {
+		t.Errorf("retention 0: got err %v, %d loops running; want none", err, len(m.stopLoops))
 	}
 }
 

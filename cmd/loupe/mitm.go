@@ -155,6 +155,9 @@ func (m *Main) openMITM(ctx context.Context, opts mitmOptions) (*proxy.MITM, err
 	if err == nil {
 		err = m.startRetention()
 	}
+	if err == nil {
+		m.startIdleEnder()
+	}
 	m.errc = make(chan error, 3)
 	if err == nil {
 		m.ProxyURL, err = m.serve(m.Config.Listen, "mitm", mitm)

@@ -51,12 +51,12 @@ type Main struct {
 	arch *archive.Archiver // nil when archiving is off
 	// netlog delivers the proxy's network log; nil when no proxy runs.
 	netlog *proxy.RequestQueue
-	// stopRetention ends asset retention's loop; nil if none runs.
-	stopRetention func()
-	now           func() time.Time // the clock; nil means time.Now
-	closers       []io.Closer      // closed with the store
-	servers       []*http.Server
-	errc          chan error
+	// stopLoops end the background loops (loop), in the order started.
+	stopLoops []func()
+	now       func() time.Time // the clock; nil means time.Now
+	closers   []io.Closer      // closed with the store
+	servers   []*http.Server
+	errc      chan error
 }
 
 // drainTimeout bounds how long Close waits for in-flight requests.
@@ -109,6 +109,9 @@ func (m *Main) Open(ctx context.Context) error {
 
 	if err := m.startRetention(); err != nil {
 		return err
+	}
+	if m.Roles.has(roleCollector) {
+		m.startIdleEnder()
 	}
 
 	m.errc = make(chan error, 3)
@@ -358,8 +361,8 @@ func (m *Main) Close() error {
 		m.Logger.Info("archive", "captured", st.Captured, "new_bodies", st.NewBodies, "dropped", st.Dropped,
 			"failed", st.Failed, "fetched", st.Fetched, "fetch_failed", st.FetchFailed)
 	}
-	if m.stopRetention != nil {
-		m.stopRetention()
+	for _, stop := range m.stopLoops {
+		stop()
 	}
 	if m.db != nil {
 		errs[len(m.servers)] = m.db.Close()
@@ -457,4 +460,64 @@ func checkReachable(ctx context.Context, u *url.URL) error {
 		return fmt.Errorf("upstream %s is unreachable: %w", u.Redacted(), err)
 	}
 	return conn.Close()
+}
+
+// loop runs fn now and then every period, in a goroutine of its own, until
+// Close; fn's context ends then.
+func (m *Main) loop(period time.Duration, fn func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	m.stopLoops = append(m.stopLoops, func() {
+		cancel()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			fn(ctx)
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// clock is m.now, or time.Now.
+func (m *Main) clock() func() time.Time {
+	if m.now != nil {
+		return m.now
+	}
+	return time.Now
+}
+
+// idleEvery is how often the collector ends page views left without a
+// pagehide (store.IdleEnder), idleBatch how many at most each time.
+const (
+	idleEvery = time.Minute
+	idleBatch = 1000
+)
+
+// startIdleEnder ends, now and every idleEvery until Close, the page views
+// idle for store.PageViewIdle, so that a page left without a pagehide gets
+// its verdicts (an abandoned form, say). Nothing when the store cannot.
+func (m *Main) startIdleEnder() {
+	ie, ok := m.db.(store.IdleEnder)
+	if !ok {
+		return
+	}
+	now := m.clock()
+	m.loop(idleEvery, func(ctx context.Context) {
+		n, err := ie.EndIdlePageViews(ctx, now().Add(-store.PageViewIdle), idleBatch)
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			m.Logger.Warn("ending idle page views", "err", err)
+		case n > 0:
+			m.Logger.Debug("ended idle page views", "count", n)
+		}
+	})
 }

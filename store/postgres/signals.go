@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/loupe-dev/loupe/store"
@@ -299,4 +300,82 @@ func (db *DB) Signals(ctx context.Context, sessionID string) ([]store.Signal, er
 		return nil, fmt.Errorf("signals %q: %w", sessionID, err)
 	}
 	return out, nil
+}
+
+// EndIdlePageViews implements store.IdleEnder: each page view is ended in
+// a transaction of its own that locks its session's row, then its own, as
+// an append does, and checks again that it is idle and holds state.
+func (db *DB) EndIdlePageViews(ctx context.Context, idleBefore time.Time, limit int) (int, error) {
+	cutoff := idleBefore.UnixMilli()
+	type idle struct{ id, session string }
+	var idles []idle
+	rows, err := db.pool.Query(ctx, `
+		SELECT p.id, p.session_id FROM page_views p
+		WHERE p.signal_state <> ''
+			AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.page_view_id = p.id AND c.received_at >= $1)
+		LIMIT $2`, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("end idle page views: %w", err)
+	}
+	for rows.Next() {
+		var p idle
+		if err := rows.Scan(&p.id, &p.session); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("end idle page views: %w", err)
+		}
+		idles = append(idles, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("end idle page views: %w", err)
+	}
+	n := 0
+	for _, p := range idles {
+		ended, err := db.endIdle(ctx, p.id, p.session, cutoff)
+		if err != nil {
+			return n, fmt.Errorf("end idle page views: page view %q: %w", p.id, err)
+		}
+		if ended {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// endIdle ends one idle page view; false if it got a batch or was ended
+// meanwhile.
+func (db *DB) endIdle(ctx context.Context, id, session string, cutoff int64) (bool, error) {
+	tx, err := db.pool.Begin(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE`, session); err != nil {
+		return false, err
+	}
+	var state string
+	var last int64
+	err = tx.QueryRow(ctx, `
+		SELECT p.signal_state, coalesce(p.ended_at, p.started_at, 0) FROM page_views p
+		WHERE p.id = $1 AND p.signal_state <> ''
+			AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.page_view_id = p.id AND c.received_at >= $2)
+		FOR UPDATE OF p`, id, cutoff).Scan(&state, &last)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	st, err := decodeState(state)
+	if err != nil {
+		return false, err
+	}
+	sigs := store.EndPageView(&st, session, id, max(st.LastAt, last))
+	if err := saveState(ctx, tx, id, state, &st); err != nil {
+		return false, err
+	}
+	if err := addSignals(ctx, tx, session, sigs, false); err != nil {
+		return false, err
+	}
+	return true, tx.Commit(ctx)
 }

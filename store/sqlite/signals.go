@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/loupe-dev/loupe/store"
 )
@@ -252,4 +253,58 @@ func sessionExists(ctx context.Context, tx *sql.Tx, id string) error {
 		return store.ErrNotFound
 	}
 	return err
+}
+
+// EndIdlePageViews implements store.IdleEnder. SQLite has one writer: the
+// candidates are read and ended in one transaction.
+func (db *DB) EndIdlePageViews(ctx context.Context, idleBefore time.Time, limit int) (int, error) {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("end idle page views: %w", err)
+	}
+	defer tx.Rollback()
+	type idle struct {
+		id, session, state string
+		ended              int64
+	}
+	var idles []idle
+	rows, err := tx.QueryContext(ctx, `
+		SELECT p.id, p.session_id, p.signal_state, coalesce(p.ended_at, p.started_at, 0) FROM page_views p
+		WHERE p.signal_state <> ''
+			AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.page_view_id = p.id AND c.received_at >= ?)
+		LIMIT ?`, idleBefore.UnixMilli(), limit)
+	if err != nil {
+		return 0, fmt.Errorf("end idle page views: %w", err)
+	}
+	for rows.Next() {
+		var p idle
+		if err := rows.Scan(&p.id, &p.session, &p.state, &p.ended); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("end idle page views: %w", err)
+		}
+		idles = append(idles, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("end idle page views: %w", err)
+	}
+	for _, p := range idles {
+		st, err := decodeState(p.state)
+		if err != nil {
+			return 0, fmt.Errorf("end idle page views: page view %q: %w", p.id, err)
+		}
+		sigs := store.EndPageView(&st, p.session, p.id, max(st.LastAt, p.ended))
+		if err := db.saveState(ctx, tx, p.id, p.state, &st); err != nil {
+			return 0, fmt.Errorf("end idle page views: %w", err)
+		}
+		if len(sigs) > 0 {
+			if err := db.addBatchSignals(ctx, tx, p.session, sigs, false); err != nil {
+				return 0, fmt.Errorf("end idle page views: %w", err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("end idle page views: commit: %w", err)
+	}
+	return len(idles), nil
 }

@@ -17,6 +17,7 @@ import (
 type SignalStore interface {
 	store.Store
 	store.SignalReader
+	store.IdleEnder
 	store.Annotator
 }
 
@@ -32,6 +33,7 @@ func RunSignals(t *testing.T, open func(t *testing.T) SignalStore) {
 		{"WithinBatch", testSignalsWithinBatch},
 		{"AcrossBatches", testSignalsAcrossBatches},
 		{"PageEnd", testSignalsPageEnd},
+		{"IdleEnd", testSignalsIdleEnd},
 		{"Converted", testSignalsConverted},
 		{"Search", testSearch},
 		{"SearchBadFilter", testSearchBadFilter},
@@ -305,6 +307,49 @@ func testSignalsPageEnd(t *testing.T, s SignalStore) {
 	mustAppend(t, s, b)
 	if got := kinds(mustSignals(t, s, "hide")); got != "dead_click@100 form_abandon@5000" {
 		t.Errorf("hide: got %q", got)
+	}
+}
+
+// testSignalsIdleEnd: a page view left without a pagehide, its form filled
+// in, is ended once no batch has come for a while: the form is abandoned
+// at its last event. Page views with recent batches wait; ending is done
+// once.
+func testSignalsIdleEnd(t *testing.T, s SignalStore) {
+	ctx := context.Background()
+	const hour = 3_600_000
+	idle := sigBatch("idle", "pv1", 0, base, 5000, "https://shop.example/form") // received at base+5.5 s
+	idle.Inputs = []store.Input{{At: base + 200, NodeID: 3}}
+	idle.Clicks = []store.Click{click(base+100, 1, 1, "a")}
+	busy := sigBatch("busy", "pv1", 0, base+2*hour, 5000, "https://shop.example/form")
+	busy.Inputs = []store.Input{{At: base + 2*hour + 200, NodeID: 3}}
+	quiet := sigBatch("quiet", "pv1", 0, base, 5000, "https://shop.example/") // nothing pending
+	mustAppend(t, s, idle, busy, quiet)
+	if got := kinds(mustSignals(t, s, "idle")); got != "dead_click@100" {
+		t.Fatalf("idle, before: got %q", got)
+	}
+
+	n, err := s.EndIdlePageViews(ctx, time.UnixMilli(base+hour), 100)
+	if err != nil || n != 1 {
+		t.Fatalf("EndIdlePageViews: %d, %v; want 1 ended", n, err)
+	}
+	if got := kinds(mustSignals(t, s, "idle")); got != "dead_click@100 form_abandon@5000" {
+		t.Errorf("idle: got %q", got)
+	}
+	checkCounts(t, s, "idle", store.SignalCounts{DeadClick: 1, FormAbandon: 1})
+	for _, id := range []string{"busy", "quiet"} {
+		if got := kinds(mustSignals(t, s, id)); got != "" {
+			t.Errorf("%s: got %q, want nothing", id, got)
+		}
+	}
+	if n, err := s.EndIdlePageViews(ctx, time.UnixMilli(base+hour), 100); err != nil || n != 0 {
+		t.Errorf("again: %d, %v; want none", n, err)
+	}
+	// Later, the busy page view is idle too.
+	if n, err := s.EndIdlePageViews(ctx, time.UnixMilli(base+4*hour), 100); err != nil || n != 1 {
+		t.Errorf("later: %d, %v; want 1", n, err)
+	}
+	if got := kinds(mustSignals(t, s, "busy")); got != "form_abandon@7205000" {
+		t.Errorf("busy, later: got %q", got)
 	}
 }
 
