@@ -68,6 +68,22 @@ func TestRecorderCSP(t *testing.T) {
 		t.Errorf("second response's nonce: got %q, want a new one (first %q)", m2, m[1])
 	}
 
+	// A HEAD answer has the policies a GET has, but for the nonce.
+	req, _ := http.NewRequest(http.MethodHead, srv.URL+"/", nil)
+	head, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head.Body.Close()
+	anyNonce := regexp.MustCompile(`'nonce-[A-Za-z0-9_-]{22}'`)
+	for _, h := range []string{"Content-Security-Policy", "Content-Security-Policy-Report-Only"} {
+		got := anyNonce.ReplaceAllString(strings.Join(head.Header.Values(h), "\n"), "N")
+		want := anyNonce.ReplaceAllString(strings.Join(resp.Header.Values(h), "\n"), "N")
+		if got != want {
+			t.Errorf("HEAD %s:\n got %q\nwant %q (the GET's)", h, got, want)
+		}
+	}
+
 	// Responses that are not rewritten keep their policies as they are.
 	resp, _ = get(t, srv.URL+"/app.js", nil)
 	if got := resp.Header.Values("Content-Security-Policy"); len(got) != 2 || strings.Contains(strings.Join(got, ""), "nonce-"+string(m[1])) || strings.Contains(strings.Join(got, ""), "__loupe") {

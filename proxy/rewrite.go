@@ -122,7 +122,9 @@ func (p *Proxy) inject(resp *http.Response) error {
 	if resp.Request.Method == http.MethodHead {
 		// No body, no page view: only the headers that describe the body
 		// a GET gets, so that neither a length nor a strong validator of
-		// the origin's bytes is sent for it.
+		// the origin's bytes is sent for it, and its policies as a GET's
+		// (with a nonce of their own).
+		p.recorderCSP(resp)
 		rewrittenHeaders(resp, in, out)
 		return nil
 	}
