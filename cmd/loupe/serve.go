@@ -495,10 +495,13 @@ func (m *Main) clock() func() time.Time {
 }
 
 // idleEvery is how often the collector ends page views left without a
-// pagehide (store.IdleEnder), idleBatch how many at most each time.
+// pagehide (store.IdleEnder), idleBatch how many at most each time: small
+// enough that SQLite's one write transaction for them stays short, so that
+// a backlog (the first run over an older database) drains over a few
+// hours beside the traffic rather than stalling it.
 const (
 	idleEvery = time.Minute
-	idleBatch = 1000
+	idleBatch = 200
 )
 
 // startIdleEnder ends, now and every idleEvery until Close, the page views
