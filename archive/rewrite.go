@@ -220,7 +220,15 @@ var jsonOptions = []jsontext.Options{jsontext.AllowDuplicateNames(true), jsontex
 // decodeValue decodes the next value of dec as encoding/json does into an
 // any with UseNumber — maps, slices, strings, json.Number, bools, nil —
 // without its reflection, which costs three times as much.
-func decodeValue(dec *jsontext.Decoder) (any, error) {
+func decodeValue(dec *jsontext.Decoder) (any, error) { return decodeAny(dec, false) }
+
+// decodeLean is decodeValue keeping only the members named in leanNames,
+// except under "style", whose members are CSS properties (an attribute
+// change may record the style attribute as {property: value}) and are all
+// kept.
+func decodeLean(dec *jsontext.Decoder) (any, error) { return decodeAny(dec, true) }
+
+func decodeAny(dec *jsontext.Decoder, lean bool) (any, error) {
 	switch dec.PeekKind() {
 	case '0':
 		v, err := dec.ReadValue()
@@ -234,12 +242,17 @@ func decodeValue(dec *jsontext.Decoder) (any, error) {
 		}
 		obj := make(map[string]any)
 		for dec.PeekKind() != '}' {
-			tok, err := dec.ReadToken()
+			name, keep, err := memberName(dec, lean)
 			if err != nil {
 				return nil, err
 			}
-			name := tok.String() // before the next read voids tok
-			v, err := decodeValue(dec)
+			if !keep {
+				if err := dec.SkipValue(); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			v, err := decodeAny(dec, lean && name != "style")
 			if err != nil {
 				return nil, err
 			}
@@ -253,7 +266,7 @@ func decodeValue(dec *jsontext.Decoder) (any, error) {
 		}
 		arr := []any{}
 		for dec.PeekKind() != ']' {
-			v, err := decodeValue(dec)
+			v, err := decodeAny(dec, lean)
 			if err != nil {
 				return nil, err
 			}
@@ -275,6 +288,19 @@ func decodeValue(dec *jsontext.Decoder) (any, error) {
 	return nil, nil
 }
 
+// memberName reads an object member's name; with lean, whether it is one
+// of leanNames (the others are to be skipped).
+func memberName(dec *jsontext.Decoder, lean bool) (string, bool, error) {
+	if lean {
+		return leanName(dec)
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return "", false, err
+	}
+	return tok.String(), true, nil // before the next read voids tok
+}
+
 // leanNames are all the member names the walker reads, at any depth.
 // Members under other names cannot change what it finds, so a walk whose
 // events are never re-encoded (AssetURLs) skips their values rather than
@@ -294,59 +320,6 @@ var leanNames = func() map[string]string {
 	}
 	return m
 }()
-
-// decodeLean is decodeValue keeping only the members named in leanNames,
-// except under "style", whose members are CSS properties (an attribute
-// change may record the style attribute as {property: value}) and are all
-// kept.
-func decodeLean(dec *jsontext.Decoder) (any, error) {
-	switch dec.PeekKind() {
-	case '{':
-		if _, err := dec.ReadToken(); err != nil {
-			return nil, err
-		}
-		obj := make(map[string]any)
-		for dec.PeekKind() != '}' {
-			name, keep, err := leanName(dec)
-			if err != nil {
-				return nil, err
-			}
-			if !keep {
-				if err := dec.SkipValue(); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			var v any
-			if name == "style" {
-				v, err = decodeValue(dec)
-			} else {
-				v, err = decodeLean(dec)
-			}
-			if err != nil {
-				return nil, err
-			}
-			obj[name] = v
-		}
-		_, err := dec.ReadToken()
-		return obj, err
-	case '[':
-		if _, err := dec.ReadToken(); err != nil {
-			return nil, err
-		}
-		arr := []any{}
-		for dec.PeekKind() != ']' {
-			v, err := decodeLean(dec)
-			if err != nil {
-				return nil, err
-			}
-			arr = append(arr, v)
-		}
-		_, err := dec.ReadToken()
-		return arr, err
-	}
-	return decodeValue(dec)
-}
 
 // leanName reads an object member name: the name as a string of
 // leanNames, and whether it is one.
