@@ -2,7 +2,6 @@ package archive
 
 import (
 	"bytes"
-	"strings"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -200,21 +199,7 @@ func (w *walker) streamNode(dec *jsontext.Decoder) error {
 // element does node's work for an element's own attributes, returning its
 // kind and, for a <link>, its state, which the caller files under id.
 func (w *walker) element(id, tag string, attrs map[string]any) (nodeKind, *linkInfo) {
-	kind := kindOther
-	var link *linkInfo
-	switch strings.ToLower(tag) {
-	case "link":
-		kind = kindLink
-		link = &linkInfo{}
-		link.rel, _ = attrs["rel"].(string)
-		link.as, _ = attrs["as"].(string)
-	case "image", "use", "feimage":
-		kind = kindSVGRef
-	case "script", "iframe", "frame":
-		kind = kindNoAsset
-	case "a", "area":
-		kind = kindAnchor
-	}
+	kind, link := elementKind(tag, attrs)
 	if attrs != nil {
 		// attributes finds a <link>'s state by id; the id may not be read
 		// yet, so it is filed for the call only.

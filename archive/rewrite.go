@@ -530,27 +530,34 @@ func (w *walker) incremental(data map[string]any) {
 }
 
 // node records and rewrites a serialized node and its descendants.
+// elementKind is what an element of tag (any case) is to the walker and,
+// for a <link>, its state from attrs.
+func elementKind(tag string, attrs map[string]any) (nodeKind, *linkInfo) {
+	switch strings.ToLower(tag) {
+	case "link":
+		link := &linkInfo{}
+		link.rel, _ = attrs["rel"].(string)
+		link.as, _ = attrs["as"].(string)
+		return kindLink, link
+	case "image", "use", "feimage":
+		return kindSVGRef, nil
+	case "script", "iframe", "frame":
+		return kindNoAsset, nil
+	case "a", "area":
+		return kindAnchor, nil
+	}
+	return kindOther, nil
+}
+
 func (w *walker) node(n map[string]any) {
 	id := num(n["id"])
 	switch num(n["type"]) {
 	case nodeElement:
 		tag, _ := n["tagName"].(string)
-		tag = strings.ToLower(tag)
 		attrs, _ := n["attributes"].(map[string]any)
-		kind := kindOther
-		switch tag {
-		case "link":
-			kind = kindLink
-			link := &linkInfo{}
-			link.rel, _ = attrs["rel"].(string)
-			link.as, _ = attrs["as"].(string)
+		kind, link := elementKind(tag, attrs)
+		if link != nil {
 			w.links[id] = link
-		case "image", "use", "feimage":
-			kind = kindSVGRef
-		case "script", "iframe", "frame":
-			kind = kindNoAsset
-		case "a", "area":
-			kind = kindAnchor
 		}
 		w.nodes[id] = kind
 		if attrs != nil {
