@@ -46,15 +46,7 @@ func TestArchiveFlags(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
 			}
-			var c Config
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			if err := c.flags(fs, allRoles); err != nil {
-				t.Fatal(err)
-			}
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
+			c := parseServeFlags(t, tt.args)
 			p, err := c.archivePolicy()
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.As(err, new(usageError)) {
@@ -232,4 +224,20 @@ func TestSiteHosts(t *testing.T) {
 			t.Errorf("listen %q, --site-host %q: got %q, want %q", tt.listen, tt.siteHost, got, tt.want)
 		}
 	}
+}
+
+// parseServeFlags is the Config `loupe serve` makes of args (and of the
+// environment's LOUPE_* variables).
+func parseServeFlags(t *testing.T, args []string) Config {
+	t.Helper()
+	var c Config
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if err := c.flags(fs, allRoles); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

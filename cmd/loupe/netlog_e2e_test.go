@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"html"
 	"io"
@@ -348,15 +347,7 @@ func TestUserIDFlag(t *testing.T) {
 			if tt.env != "" {
 				t.Setenv("LOUPE_USER_ID", tt.env)
 			}
-			var c Config
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-			fs.SetOutput(io.Discard)
-			if err := c.flags(fs, allRoles); err != nil {
-				t.Fatal(err)
-			}
-			if err := fs.Parse(tt.args); err != nil {
-				t.Fatal(err)
-			}
+			c := parseServeFlags(t, tt.args)
 			rules, err := c.userRules()
 			if tt.wantErr {
 				if !errors.As(err, new(usageError)) {
