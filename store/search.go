@@ -27,8 +27,11 @@ type Note struct {
 	SessionID string
 	// AtMS is the moment of the recording it is about, ms since the
 	// session's start; nil for the whole session.
-	AtMS      *int64
-	Text      string
+	AtMS *int64
+	Text string
+	// Author is the name of the user who wrote it; "" for notes written
+	// before the replay server had logins.
+	Author    string
 	CreatedAt int64 // Unix ms
 }
 

@@ -1,0 +1,114 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Role is what a user of the replay server may do. Each role may do what
+// the ones before it may.
+type Role string
+
+const (
+	// RoleViewer lists and watches sessions and reads their tags and
+	// notes.
+	RoleViewer Role = "viewer"
+	// RoleEditor also writes tags and notes, and deletes its own notes.
+	RoleEditor Role = "editor"
+	// RoleAdmin also deletes anyone's notes and manages users.
+	RoleAdmin Role = "admin"
+)
+
+// Roles lists the roles, least allowed first.
+var Roles = []Role{RoleViewer, RoleEditor, RoleAdmin}
+
+// Allows reports whether role r may do what role need may.
+func (r Role) Allows(need Role) bool { return r.rank() >= need.rank() && need.rank() > 0 }
+
+func (r Role) rank() int {
+	for i, x := range Roles {
+		if r == x {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// ParseRole returns the role named s, or an error naming the roles.
+func ParseRole(s string) (Role, error) {
+	if r := Role(s); r.rank() > 0 {
+		return r, nil
+	}
+	return "", fmt.Errorf("unknown role %q: one of viewer, editor, admin", s)
+}
+
+// MaxUserName is the longest user name, in bytes.
+const MaxUserName = 64
+
+// CheckUserName validates a user name: 1 to MaxUserName bytes of lower-case
+// ASCII letters, digits and . _ @ -, starting with a letter or digit.
+// Names are compared as they are, so one spelling is allowed.
+func CheckUserName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty user name")
+	case len(name) > MaxUserName:
+		return fmt.Errorf("user name %.20q… is over %d bytes", name, MaxUserName)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		alnum := 'a' <= c && c <= 'z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || c != '.' && c != '_' && c != '@' && c != '-') {
+			return fmt.Errorf("user name %q: use lower-case letters, digits and . _ @ - (starting with a letter or digit)", name)
+		}
+	}
+	return nil
+}
+
+// User is a person who may sign in to the replay server.
+type User struct {
+	Name string
+	Role Role
+	// PasswordHash is the password's bcrypt hash; the stores keep it as
+	// given and never check it.
+	PasswordHash string
+	CreatedAt    int64 // Unix ms
+}
+
+// Check validates a user's name, role and that it has a password hash.
+func (u *User) Check() error {
+	if err := CheckUserName(u.Name); err != nil {
+		return err
+	}
+	if _, err := ParseRole(string(u.Role)); err != nil {
+		return err
+	}
+	if u.PasswordHash == "" {
+		return fmt.Errorf("user %q has no password", u.Name)
+	}
+	return nil
+}
+
+// ErrExists is returned by Users.AddUser when the name is taken.
+var ErrExists = errors.New("already exists")
+
+// Users stores the replay server's users. Both backends implement it
+// beside Store. Methods that take a *User validate it (User.Check).
+type Users interface {
+	// AddUser stores u; ErrExists if its name is taken.
+	AddUser(ctx context.Context, u *User) error
+	// AddFirstUser stores u only if there is no user at all, and reports
+	// whether it did. Of processes calling it at once on one store, at
+	// most one adds a user.
+	AddFirstUser(ctx context.Context, u *User) (bool, error)
+	// User returns the named user, or ErrNotFound.
+	User(ctx context.Context, name string) (*User, error)
+	// ListUsers returns every user, by name.
+	ListUsers(ctx context.Context) ([]User, error)
+	// UpdateUser sets the role and password hash of the user named
+	// u.Name; ErrNotFound if there is none.
+	UpdateUser(ctx context.Context, u *User) error
+	// DeleteUser deletes the named user; ErrNotFound if there is none.
+	DeleteUser(ctx context.Context, name string) error
+}
