@@ -73,10 +73,10 @@ func (db *DB) Notes(ctx context.Context, sessionID string) ([]store.Note, error)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	notes := []store.Note{}
-	err = query(ctx, tx, `SELECT id, at_ms, text, created_at FROM session_notes WHERE session_id = $1 ORDER BY id`, sessionID,
+	err = query(ctx, tx, `SELECT id, at_ms, text, author, created_at FROM session_notes WHERE session_id = $1 ORDER BY id`, sessionID,
 		func(rows pgx.Rows) error {
 			n := store.Note{SessionID: sessionID}
-			if err := rows.Scan(&n.ID, &n.AtMS, &n.Text, &n.CreatedAt); err != nil {
+			if err := rows.Scan(&n.ID, &n.AtMS, &n.Text, &n.Author, &n.CreatedAt); err != nil {
 				return err
 			}
 			notes = append(notes, n)
@@ -115,8 +115,8 @@ func (db *DB) AddNote(ctx context.Context, n *store.Note) error {
 			return store.ErrTooMany
 		}
 		return tx.QueryRow(ctx, `
-			INSERT INTO session_notes (session_id, at_ms, text, created_at) VALUES ($1, $2, $3, $4) RETURNING id`,
-			n.SessionID, n.AtMS, n.Text, n.CreatedAt).Scan(&n.ID)
+			INSERT INTO session_notes (session_id, at_ms, text, author, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
+			n.SessionID, n.AtMS, n.Text, n.Author, n.CreatedAt).Scan(&n.ID)
 	})
 	if err != nil {
 		return fmt.Errorf("add note: %w", err)

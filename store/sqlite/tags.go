@@ -78,11 +78,11 @@ func (db *DB) Notes(ctx context.Context, sessionID string) ([]store.Note, error)
 		return nil, fmt.Errorf("notes %q: %w", sessionID, err)
 	}
 	notes := []store.Note{}
-	err = query(ctx, tx, `SELECT id, at_ms, text, created_at FROM session_notes WHERE session_id = ? ORDER BY id`, sessionID,
+	err = query(ctx, tx, `SELECT id, at_ms, text, author, created_at FROM session_notes WHERE session_id = ? ORDER BY id`, sessionID,
 		func(rows *sql.Rows) error {
 			n := store.Note{SessionID: sessionID}
 			var at sql.NullInt64
-			if err := rows.Scan(&n.ID, &at, &n.Text, &n.CreatedAt); err != nil {
+			if err := rows.Scan(&n.ID, &at, &n.Text, &n.Author, &n.CreatedAt); err != nil {
 				return err
 			}
 			if at.Valid {
@@ -127,8 +127,8 @@ func (db *DB) AddNote(ctx context.Context, n *store.Note) error {
 		at = sql.NullInt64{Int64: *n.AtMS, Valid: true}
 	}
 	if err := tx.QueryRowContext(ctx, `
-		INSERT INTO session_notes (session_id, at_ms, text, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
-		n.SessionID, at, n.Text, n.CreatedAt).Scan(&n.ID); err != nil {
+		INSERT INTO session_notes (session_id, at_ms, text, author, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		n.SessionID, at, n.Text, n.Author, n.CreatedAt).Scan(&n.ID); err != nil {
 		return fmt.Errorf("add note: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -526,8 +526,8 @@ func testNotes(t *testing.T, s SignalStore) {
 	ctx := context.Background()
 	mustAppend(t, s, sigBatch("n", "pv", 0, base, 1000, ""))
 	at := int64(1500)
-	n1 := store.Note{SessionID: "n", Text: "the button does nothing", AtMS: &at, CreatedAt: base}
-	n2 := store.Note{SessionID: "n", Text: "whole session"}
+	n1 := store.Note{SessionID: "n", Text: "the button does nothing", AtMS: &at, Author: "ana", CreatedAt: base}
+	n2 := store.Note{SessionID: "n", Text: "whole session"} // no author: written before logins
 	for _, n := range []*store.Note{&n1, &n2} {
 		if err := s.AddNote(ctx, n); err != nil {
 			t.Fatalf("add note: %v", err)
@@ -540,11 +540,14 @@ func testNotes(t *testing.T, s SignalStore) {
 	if err != nil || len(notes) != 2 {
 		t.Fatalf("notes: %v %v", notes, err)
 	}
-	if g := notes[0]; g.ID != n1.ID || g.Text != n1.Text || g.AtMS == nil || *g.AtMS != 1500 || g.CreatedAt != base {
+	if g := notes[0]; g.ID != n1.ID || g.Text != n1.Text || g.AtMS == nil || *g.AtMS != 1500 || g.Author != "ana" || g.CreatedAt != base {
 		t.Errorf("note 1: %+v", g)
 	}
 	if notes[1].AtMS != nil {
 		t.Errorf("note 2 at %v, want nil", *notes[1].AtMS)
+	}
+	if notes[1].Author != "" {
+		t.Errorf("note 2 by %q, want no author", notes[1].Author)
 	}
 	if err := s.DeleteNote(ctx, "n", n1.ID); err != nil {
 		t.Fatalf("delete: %v", err)

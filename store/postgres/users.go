@@ -1,0 +1,147 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/loupe-dev/loupe/store"
+)
+
+var _ store.Users = (*DB)(nil)
+
+// AddUser stores u (validated with User.Check) and sets its CreatedAt
+// (if zero); store.ErrExists if its name is taken.
+func (db *DB) AddUser(ctx context.Context, u *store.User) error {
+	if err := u.Check(); err != nil {
+		return fmt.Errorf("add user: %w", err)
+	}
+	if u.CreatedAt == 0 {
+		u.CreatedAt = time.Now().UnixMilli()
+	}
+	if err := insertUser(ctx, db.pool, u); err != nil {
+		return fmt.Errorf("add user %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+// AddFirstUser stores u (validated with User.Check, CreatedAt set if zero)
+// only if there is no user at all, and reports whether it did. Its
+// transaction first locks the users table in SHARE ROW EXCLUSIVE mode,
+// which conflicts with itself and with the ROW EXCLUSIVE lock of any
+// insert: of nodes calling it at once, one counts and inserts while the
+// others wait, then find that user.
+func (db *DB) AddFirstUser(ctx context.Context, u *store.User) (bool, error) {
+	if err := u.Check(); err != nil {
+		return false, fmt.Errorf("add first user: %w", err)
+	}
+	if u.CreatedAt == 0 {
+		u.CreatedAt = time.Now().UnixMilli()
+	}
+	var added bool
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		var taken bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users)`).Scan(&taken); err != nil {
+			return err
+		}
+		if taken {
+			return nil
+		}
+		if err := insertUser(ctx, tx, u); err != nil {
+			return err
+		}
+		added = true
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("add first user %q: %w", u.Name, err)
+	}
+	return added, nil
+}
+
+// insertUser inserts u; store.ErrExists if its name is taken.
+func insertUser(ctx context.Context, conn dbtx, u *store.User) error {
+	tag, err := conn.Exec(ctx, `
+		INSERT INTO users (name, role, password_hash, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (name) DO NOTHING`,
+		u.Name, string(u.Role), u.PasswordHash, u.CreatedAt)
+	if err != nil {
+		return err
+	}
+	if tag.RowsAffected() == 0 {
+		return store.ErrExists
+	}
+	return nil
+}
+
+// User returns the named user, or store.ErrNotFound.
+func (db *DB) User(ctx context.Context, name string) (*store.User, error) {
+	u := store.User{Name: name}
+	err := db.pool.QueryRow(ctx, `SELECT role, password_hash, created_at FROM users WHERE name = $1`, name).
+		Scan(&u.Role, &u.PasswordHash, &u.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("get user %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get user %q: %w", name, err)
+	}
+	return &u, nil
+}
+
+// ListUsers returns every user, by name; an empty slice if there are
+// none.
+func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
+	rows, err := db.pool.Query(ctx, `SELECT name, role, password_hash, created_at FROM users ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	users := []store.User{}
+	for rows.Next() {
+		var u store.User
+		if err := rows.Scan(&u.Name, &u.Role, &u.PasswordHash, &u.CreatedAt); err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return users, nil
+}
+
+// UpdateUser sets the role and password hash of the user named u.Name
+// (validated with User.Check); store.ErrNotFound if there is none. Its
+// CreatedAt stays as stored.
+func (db *DB) UpdateUser(ctx context.Context, u *store.User) error {
+	if err := u.Check(); err != nil {
+		return fmt.Errorf("update user: %w", err)
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE users SET role = $1, password_hash = $2 WHERE name = $3`,
+		string(u.Role), u.PasswordHash, u.Name)
+	if err != nil {
+		return fmt.Errorf("update user %q: %w", u.Name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("update user %q: %w", u.Name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteUser deletes the named user; store.ErrNotFound if there is none.
+// The notes it wrote keep its name as their author.
+func (db *DB) DeleteUser(ctx context.Context, name string) error {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM users WHERE name = $1`, name)
+	if err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("delete user %q: %w", name, store.ErrNotFound)
+	}
+	return nil
+}

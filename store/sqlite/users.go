@@ -1,0 +1,163 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/loupe-dev/loupe/store"
+)
+
+var _ store.Users = (*DB)(nil)
+
+// AddUser stores u (validated with User.Check) and sets its CreatedAt
+// (if zero); store.ErrExists if its name is taken.
+func (db *DB) AddUser(ctx context.Context, u *store.User) error {
+	if err := u.Check(); err != nil {
+		return fmt.Errorf("add user: %w", err)
+	}
+	if u.CreatedAt == 0 {
+		u.CreatedAt = time.Now().UnixMilli()
+	}
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("add user %q: %w", u.Name, err)
+	}
+	defer tx.Rollback()
+	if err := insertUser(ctx, tx, u); err != nil {
+		return fmt.Errorf("add user %q: %w", u.Name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("add user %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+// AddFirstUser stores u (validated with User.Check, CreatedAt set if zero)
+// only if there is no user at all, and reports whether it did. The write
+// transaction begins IMMEDIATE, taking the file's write lock before it
+// counts, so of processes calling it at once only one finds the table
+// empty.
+func (db *DB) AddFirstUser(ctx context.Context, u *store.User) (bool, error) {
+	if err := u.Check(); err != nil {
+		return false, fmt.Errorf("add first user: %w", err)
+	}
+	if u.CreatedAt == 0 {
+		u.CreatedAt = time.Now().UnixMilli()
+	}
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("add first user %q: %w", u.Name, err)
+	}
+	defer tx.Rollback()
+	var taken bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM users)`).Scan(&taken); err != nil {
+		return false, fmt.Errorf("add first user %q: %w", u.Name, err)
+	}
+	if taken {
+		return false, nil
+	}
+	if err := insertUser(ctx, tx, u); err != nil {
+		return false, fmt.Errorf("add first user %q: %w", u.Name, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("add first user %q: %w", u.Name, err)
+	}
+	return true, nil
+}
+
+// insertUser inserts u; store.ErrExists if its name is taken.
+func insertUser(ctx context.Context, tx *sql.Tx, u *store.User) error {
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO users (name, role, password_hash, created_at) VALUES (?, ?, ?, ?)
+		ON CONFLICT (name) DO NOTHING`,
+		u.Name, string(u.Role), u.PasswordHash, u.CreatedAt)
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrExists
+	}
+	return nil
+}
+
+// User returns the named user, or store.ErrNotFound.
+func (db *DB) User(ctx context.Context, name string) (*store.User, error) {
+	u := store.User{Name: name}
+	err := db.read.QueryRowContext(ctx, `SELECT role, password_hash, created_at FROM users WHERE name = ?`, name).
+		Scan(&u.Role, &u.PasswordHash, &u.CreatedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("get user %q: %w", name, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get user %q: %w", name, err)
+	}
+	return &u, nil
+}
+
+// ListUsers returns every user, by name; an empty slice if there are
+// none.
+func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT name, role, password_hash, created_at FROM users ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	users := []store.User{}
+	for rows.Next() {
+		var u store.User
+		if err := rows.Scan(&u.Name, &u.Role, &u.PasswordHash, &u.CreatedAt); err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return users, nil
+}
+
+// UpdateUser sets the role and password hash of the user named u.Name
+// (validated with User.Check); store.ErrNotFound if there is none. Its
+// CreatedAt stays as stored.
+func (db *DB) UpdateUser(ctx context.Context, u *store.User) error {
+	if err := u.Check(); err != nil {
+		return fmt.Errorf("update user: %w", err)
+	}
+	res, err := db.write.ExecContext(ctx, `UPDATE users SET role = ?, password_hash = ? WHERE name = ?`,
+		string(u.Role), u.PasswordHash, u.Name)
+	if err != nil {
+		return fmt.Errorf("update user %q: %w", u.Name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("update user %q: %w", u.Name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("update user %q: %w", u.Name, store.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteUser deletes the named user; store.ErrNotFound if there is none.
+// The notes it wrote keep its name as their author.
+func (db *DB) DeleteUser(ctx context.Context, name string) error {
+	res, err := db.write.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("delete user %q: %w", name, store.ErrNotFound)
+	}
+	return nil
+}
