@@ -1,0 +1,309 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/loupe-dev/loupe/store"
+)
+
+// UserBackend is what RunUsers needs of a backend.
+type UserBackend interface {
+	store.Users
+	Close() error
+}
+
+// RunUsers runs the conformance suite of the replay server's users. open
+// must return a new, empty store for each call; RunUsers closes it when
+// the subtest ends.
+func RunUsers(t *testing.T, open func(t *testing.T) UserBackend) {
+	t.Helper()
+	tests := []struct {
+		name string
+		fn   func(*testing.T, UserBackend)
+	}{
+		{"RoundTrip", testUserRoundTrip},
+		{"Duplicate", testUserDuplicate},
+		{"Invalid", testUserInvalid},
+		{"NotFound", testUserNotFound},
+		{"List", testUserList},
+		{"Update", testUserUpdate},
+		{"Delete", testUserDelete},
+		{"First", testFirstUser},
+		{"FirstConcurrent", testFirstUserConcurrent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("close: %v", err)
+				}
+			})
+			tt.fn(t, s)
+		})
+	}
+}
+
+// user is a valid user created at base + created ms; hash stands for a
+// bcrypt hash, which the stores keep as given.
+func user(name string, role store.Role, hash string, created int64) *store.User {
+	return &store.User{Name: name, Role: role, PasswordHash: hash, CreatedAt: base + created}
+}
+
+func mustAddUser(tb testing.TB, s UserBackend, u *store.User) {
+	tb.Helper()
+	if err := s.AddUser(context.Background(), u); err != nil {
+		tb.Fatalf("add user %q: %v", u.Name, err)
+	}
+}
+
+func mustUser(tb testing.TB, s UserBackend, name string) *store.User {
+	tb.Helper()
+	u, err := s.User(context.Background(), name)
+	if err != nil {
+		tb.Fatalf("user %q: %v", name, err)
+	}
+	return u
+}
+
+func mustListUsers(tb testing.TB, s UserBackend) []store.User {
+	tb.Helper()
+	us, err := s.ListUsers(context.Background())
+	if err != nil {
+		tb.Fatalf("list users: %v", err)
+	}
+	return us
+}
+
+// userNames lists the users' names, comma-separated.
+func userNames(us []store.User) string {
+	names := make([]string, len(us))
+	for i, u := range us {
+		names[i] = u.Name
+	}
+	return strings.Join(names, ",")
+}
+
+func testUserRoundTrip(t *testing.T, s UserBackend) {
+	ana := user("ana", store.RoleEditor, "$2a$10$anahash", 42)
+	mustAddUser(t, s, ana)
+	if got, want := mustUser(t, s, "ana"), user("ana", store.RoleEditor, "$2a$10$anahash", 42); !reflect.DeepEqual(got, want) {
+		t.Errorf("user: got %+v, want %+v", got, want)
+	}
+
+	// A zero CreatedAt is set to the time of adding, and stored.
+	bob := &store.User{Name: "bob", Role: store.RoleAdmin, PasswordHash: "$2a$10$bobhash"}
+	mustAddUser(t, s, bob)
+	if bob.CreatedAt == 0 {
+		t.Errorf("CreatedAt of a user added without one: got 0, want the time of adding")
+	}
+	if got := mustUser(t, s, "bob"); !reflect.DeepEqual(got, bob) {
+		t.Errorf("user: got %+v, want %+v", got, bob)
+	}
+}
+
+func testUserDuplicate(t *testing.T, s UserBackend) {
+	mustAddUser(t, s, user("ana", store.RoleViewer, "first", 1))
+	err := s.AddUser(context.Background(), user("ana", store.RoleAdmin, "second", 2))
+	if !errors.Is(err, store.ErrExists) {
+		t.Errorf("add a taken name: got %v, want ErrExists", err)
+	}
+	if got, want := mustUser(t, s, "ana"), user("ana", store.RoleViewer, "first", 1); !reflect.DeepEqual(got, want) {
+		t.Errorf("user after the duplicate: got %+v, want %+v", got, want)
+	}
+}
+
+func testUserInvalid(t *testing.T, s UserBackend) {
+	ctx := context.Background()
+	tests := []struct {
+		name string
+		user *store.User
+	}{
+		{"EmptyName", user("", store.RoleViewer, "h", 0)},
+		{"UpperCase", user("Ana", store.RoleViewer, "h", 0)},
+		{"LeadingDot", user(".ana", store.RoleViewer, "h", 0)},
+		{"Space", user("ana b", store.RoleViewer, "h", 0)},
+		{"LongName", user(strings.Repeat("a", store.MaxUserName+1), store.RoleViewer, "h", 0)},
+		{"UnknownRole", user("ana", "root", "h", 0)},
+		{"EmptyRole", user("ana", "", "h", 0)},
+		{"EmptyHash", user("ana", store.RoleViewer, "", 0)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.AddUser(ctx, tt.user); err == nil {
+				t.Errorf("add user: no error")
+			}
+			if added, err := s.AddFirstUser(ctx, tt.user); err == nil || added {
+				t.Errorf("add first user: got %v, %v, want false and an error", added, err)
+			}
+			if got := mustListUsers(t, s); len(got) != 0 {
+				t.Errorf("users: got %q, want none", userNames(got))
+			}
+		})
+	}
+
+	// An update to an invalid user changes nothing.
+	mustAddUser(t, s, user("ana", store.RoleEditor, "h", 1))
+	for _, bad := range []*store.User{
+		user("ana", "root", "h2", 0),
+		user("ana", store.RoleAdmin, "", 0),
+	} {
+		if err := s.UpdateUser(ctx, bad); err == nil {
+			t.Errorf("update user to %+v: no error", bad)
+		}
+	}
+	if got, want := mustUser(t, s, "ana"), user("ana", store.RoleEditor, "h", 1); !reflect.DeepEqual(got, want) {
+		t.Errorf("user after invalid updates: got %+v, want %+v", got, want)
+	}
+}
+
+func testUserNotFound(t *testing.T, s UserBackend) {
+	ctx := context.Background()
+	mustAddUser(t, s, user("ana", store.RoleAdmin, "h", 0))
+	if u, err := s.User(ctx, "bob"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("user: got %+v, %v, want ErrNotFound", u, err)
+	}
+	if err := s.UpdateUser(ctx, user("bob", store.RoleAdmin, "h", 0)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("update user: got %v, want ErrNotFound", err)
+	}
+	if err := s.DeleteUser(ctx, "bob"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("delete user: got %v, want ErrNotFound", err)
+	}
+	if got := userNames(mustListUsers(t, s)); got != "ana" {
+		t.Errorf("users: got %q, want ana", got)
+	}
+}
+
+func testUserList(t *testing.T, s UserBackend) {
+	if got := mustListUsers(t, s); got == nil || len(got) != 0 {
+		t.Errorf("users of an empty store: got %#v, want an empty slice", got)
+	}
+	// Byte order, which a locale's collation (ignoring punctuation) would
+	// not give.
+	want := []string{"ana", "ana-b", "ana.b", "ana1", "ana@b", "ana_b", "anab", "bob"}
+	for i, j := range []int{7, 3, 0, 6, 1, 5, 2, 4} {
+		mustAddUser(t, s, user(want[j], store.Roles[i%len(store.Roles)], fmt.Sprintf("h%d", j), int64(i)))
+	}
+	got := mustListUsers(t, s)
+	if g, w := userNames(got), strings.Join(want, ","); g != w {
+		t.Errorf("names: got %s, want %s", g, w)
+	}
+	for _, u := range got {
+		if one := mustUser(t, s, u.Name); !reflect.DeepEqual(&u, one) {
+			t.Errorf("listed %+v, but User returns %+v", u, one)
+		}
+	}
+}
+
+func testUserUpdate(t *testing.T, s UserBackend) {
+	mustAddUser(t, s, user("ana", store.RoleViewer, "old", 5))
+	mustAddUser(t, s, user("bob", store.RoleViewer, "bobs", 6))
+	// CreatedAt of the argument is ignored: it stays as stored.
+	if err := s.UpdateUser(context.Background(), user("ana", store.RoleAdmin, "new", 99)); err != nil {
+		t.Fatalf("update user: %v", err)
+	}
+	if got, want := mustUser(t, s, "ana"), user("ana", store.RoleAdmin, "new", 5); !reflect.DeepEqual(got, want) {
+		t.Errorf("updated user: got %+v, want %+v", got, want)
+	}
+	if got, want := mustUser(t, s, "bob"), user("bob", store.RoleViewer, "bobs", 6); !reflect.DeepEqual(got, want) {
+		t.Errorf("other user: got %+v, want %+v", got, want)
+	}
+}
+
+func testUserDelete(t *testing.T, s UserBackend) {
+	ctx := context.Background()
+	mustAddUser(t, s, user("ana", store.RoleAdmin, "h", 0))
+	mustAddUser(t, s, user("bob", store.RoleViewer, "h", 0))
+	if err := s.DeleteUser(ctx, "ana"); err != nil {
+		t.Fatalf("delete user: %v", err)
+	}
+	if _, err := s.User(ctx, "ana"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("deleted user: got %v, want ErrNotFound", err)
+	}
+	if got := userNames(mustListUsers(t, s)); got != "bob" {
+		t.Errorf("users: got %q, want bob", got)
+	}
+	if err := s.DeleteUser(ctx, "ana"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("delete again: got %v, want ErrNotFound", err)
+	}
+	// The name is free again.
+	mustAddUser(t, s, user("ana", store.RoleEditor, "h2", 1))
+}
+
+func testFirstUser(t *testing.T, s UserBackend) {
+	ctx := context.Background()
+	added, err := s.AddFirstUser(ctx, user("ana", store.RoleAdmin, "h", 3))
+	if err != nil || !added {
+		t.Fatalf("add first user to an empty store: got %v, %v, want true", added, err)
+	}
+	if got, want := mustUser(t, s, "ana"), user("ana", store.RoleAdmin, "h", 3); !reflect.DeepEqual(got, want) {
+		t.Errorf("first user: got %+v, want %+v", got, want)
+	}
+	for _, u := range []*store.User{
+		user("bob", store.RoleAdmin, "h", 4),
+		user("ana", store.RoleViewer, "other", 5), // the taken name: still false, not ErrExists
+	} {
+		added, err := s.AddFirstUser(ctx, u)
+		if err != nil || added {
+			t.Errorf("add first user %q to a store with a user: got %v, %v, want false, nil", u.Name, added, err)
+		}
+	}
+	if got := mustListUsers(t, s); len(got) != 1 || !reflect.DeepEqual(&got[0], user("ana", store.RoleAdmin, "h", 3)) {
+		t.Errorf("users: got %+v, want only the first", got)
+	}
+
+	// Once a user is deleted, the store may be empty again.
+	if err := s.DeleteUser(ctx, "ana"); err != nil {
+		t.Fatalf("delete user: %v", err)
+	}
+	if added, err := s.AddFirstUser(ctx, user("bob", store.RoleAdmin, "h", 6)); err != nil || !added {
+		t.Errorf("add first user after deleting the only one: got %v, %v, want true", added, err)
+	}
+}
+
+// testFirstUserConcurrent: of many simultaneous AddFirstUser calls with
+// different names, exactly one adds its user.
+func testFirstUserConcurrent(t *testing.T, s UserBackend) {
+	const n = 8
+	var wg sync.WaitGroup
+	// Concurrent reads first, so that a backend with a connection pool has
+	// opened its connections: else the first call may well be done while
+	// the others still connect, and a race would go unseen.
+	for range n {
+		wg.Go(func() { s.ListUsers(context.Background()) })
+	}
+	wg.Wait()
+	added := make([]bool, n)
+	errs := make([]error, n)
+	start := make(chan struct{}) // releases all calls at once
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			added[i], errs[i] = s.AddFirstUser(context.Background(), user(fmt.Sprintf("admin%d", i), store.RoleAdmin, "h", int64(i)))
+		})
+	}
+	close(start)
+	wg.Wait()
+	var winners []string
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("add first user admin%d: %v", i, err)
+		}
+		if added[i] {
+			winners = append(winners, fmt.Sprintf("admin%d", i))
+		}
+	}
+	if len(winners) != 1 {
+		t.Errorf("added by %v, want exactly one", winners)
+	}
+	got := mustListUsers(t, s)
+	if len(got) != 1 || len(winners) == 1 && got[0].Name != winners[0] {
+		t.Errorf("users: got %q, want the one added (%v)", userNames(got), winners)
+	}
+}
