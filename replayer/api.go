@@ -491,11 +491,12 @@ type noteJSON struct {
 	ID        int64     `json:"id"`
 	AtMS      *int64    `json:"at_ms"` // ms since the session's start; null for the whole session
 	Text      string    `json:"text"`
+	Author    string    `json:"author"` // "" for notes from before logins
 	CreatedAt time.Time `json:"created_at"`
 }
 
 func toNoteJSON(n *store.Note) noteJSON {
-	return noteJSON{ID: n.ID, AtMS: n.AtMS, Text: n.Text, CreatedAt: time.UnixMilli(n.CreatedAt).UTC()}
+	return noteJSON{ID: n.ID, AtMS: n.AtMS, Text: n.Text, Author: n.Author, CreatedAt: time.UnixMilli(n.CreatedAt).UTC()}
 }
 
 func (s *Server) getNotes(w http.ResponseWriter, r *http.Request) error {
@@ -532,7 +533,8 @@ func (s *Server) postNote(w http.ResponseWriter, r *http.Request) error {
 	if in.Text == nil {
 		return &Error{http.StatusBadRequest, "text is required"}
 	}
-	n := store.Note{SessionID: r.PathValue("id"), Text: *in.Text, AtMS: in.AtMS, CreatedAt: s.now().UnixMilli()}
+	n := store.Note{SessionID: r.PathValue("id"), Text: *in.Text, AtMS: in.AtMS,
+		Author: userOf(r).Name, CreatedAt: s.now().UnixMilli()}
 	if err := store.CheckNote(&n); err != nil {
 		return &Error{http.StatusBadRequest, err.Error()}
 	}
@@ -551,6 +553,20 @@ func (s *Server) deleteNote(w http.ResponseWriter, r *http.Request) error {
 	id, err := strconv.ParseInt(r.PathValue("note"), 10, 64)
 	if err != nil || id <= 0 {
 		return &Error{http.StatusNotFound, "note not found"}
+	}
+	if u := userOf(r); !u.Role.Allows(store.RoleAdmin) {
+		// An editor deletes its own notes only.
+		notes, err := a.Notes(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return fmt.Errorf("notes: %w", err)
+		}
+		i := slices.IndexFunc(notes, func(n store.Note) bool { return n.ID == id })
+		if i < 0 {
+			return &Error{http.StatusNotFound, "note not found"}
+		}
+		if notes[i].Author != u.Name {
+			return &Error{http.StatusForbidden, "an editor deletes only its own notes"}
+		}
 	}
 	if err := a.DeleteNote(r.Context(), r.PathValue("id"), id); err != nil {
 		if errors.Is(err, store.ErrNotFound) {

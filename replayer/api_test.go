@@ -3,8 +3,12 @@ package replayer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
@@ -12,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/loupe-dev/loupe/replayer"
+	"github.com/loupe-dev/loupe/replayer/replayertest"
 	"github.com/loupe-dev/loupe/store"
 	"github.com/loupe-dev/loupe/store/sqlite"
 	"github.com/loupe-dev/loupe/store/storetest"
@@ -54,24 +61,31 @@ func apiServer(t *testing.T) (*httptest.Server, *sqlite.DB) {
 	if _, err := db.SetTags(context.Background(), "old", []string{"bug"}); err != nil {
 		t.Fatalf("tags: %v", err)
 	}
-	srv, err := replayer.New(replayer.Config{Store: db})
+	srv, err := replayer.New(replayer.Config{Store: db, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
+	replayertest.SignIn(t, hs.Client(), hs.URL, db, store.RoleAdmin)
 	return hs, db
 }
 
-// call sends a request and decodes a JSON answer into out (if not nil).
+// call sends a request with the client signed in to the server u is on
+// and decodes a JSON answer into out (if not nil).
 func call(t *testing.T, method, u, body string, out any) (int, string) {
+	t.Helper()
+	return callAs(t, replayertest.ClientFor(u), method, u, body, out)
+}
+
+func callAs(t *testing.T, c *http.Client, method, u, body string, out any) (int, string) {
 	t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
 	}
 	req, _ := http.NewRequest(method, u, r)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, u, err)
 	}
@@ -307,5 +321,96 @@ func TestAPITagsAndNotes(t *testing.T) {
 	}
 	if code, _ := call(t, "GET", hs.URL+"/api/sessions/nope/notes", "", nil); code != 404 {
 		t.Errorf("notes of unknown session: %d", code)
+	}
+}
+
+// TestNoteAuthors: a note names its author; an editor deletes its own
+// notes only, an admin anyone's.
+func TestNoteAuthors(t *testing.T) {
+	hs, db := apiServer(t) // signed in as test-admin
+	editor := replayertest.Client(t, hs.URL, db, store.RoleEditor)
+	notes := hs.URL + "/api/sessions/old/notes"
+	var mine, admins struct {
+		ID     int64  `json:"id"`
+		Author string `json:"author"`
+	}
+	if code, body := callAs(t, editor, "POST", notes, `{"text":"mine"}`, &mine); code != 201 || mine.Author != "test-editor" {
+		t.Fatalf("editor's note: %d %s", code, body)
+	}
+	if code, body := call(t, "POST", notes, `{"text":"the admin's"}`, &admins); code != 201 || admins.Author != "test-admin" {
+		t.Fatalf("admin's note: %d %s", code, body)
+	}
+	var list []struct{ Author string }
+	if call(t, "GET", notes, "", &list); len(list) != 2 || list[0].Author != "test-editor" || list[1].Author != "test-admin" {
+		t.Errorf("notes list authors %+v", list)
+	}
+	if code, _ := callAs(t, editor, "DELETE", fmt.Sprintf("%s/%d", notes, admins.ID), "", nil); code != 403 {
+		t.Errorf("editor deletes the admin's note: %d, want 403", code)
+	}
+	if code, _ := callAs(t, editor, "DELETE", notes+"/999", "", nil); code != 404 {
+		t.Errorf("editor deletes a missing note: %d, want 404", code)
+	}
+	if code, _ := callAs(t, editor, "DELETE", fmt.Sprintf("%s/%d", notes, mine.ID), "", nil); code != 204 {
+		t.Errorf("editor deletes its note: %d, want 204", code)
+	}
+	if code, _ := call(t, "DELETE", fmt.Sprintf("%s/%d", notes, admins.ID), "", nil); code != 204 {
+		t.Errorf("admin deletes its note: %d, want 204", code)
+	}
+}
+
+// TestUsersAPI: an admin manages users; the last admin stays one.
+func TestUsersAPI(t *testing.T) {
+	hs, db := apiServer(t) // signed in as test-admin, the only admin
+	users := hs.URL + "/api/users"
+	for _, tt := range []struct {
+		method, url, body string
+		want              int
+	}{
+		{"POST", users, `{"name":"vic","role":"viewer","password":"vic's password"}`, 201},
+		{"POST", users, `{"name":"vic","role":"viewer","password":"vic's password"}`, 409},
+		{"POST", users, `{"name":"Vic","role":"viewer","password":"vic's password"}`, 400},
+		{"POST", users, `{"name":"val","role":"owner","password":"val's password"}`, 400},
+		{"POST", users, `{"name":"val","role":"viewer","password":"short"}`, 400},
+		{"POST", users, `{"name":"val","role":"viewer"}`, 400},
+		{"PATCH", users + "/test-admin", `{"role":"editor"}`, 409},
+		{"DELETE", users + "/test-admin", ``, 409},
+		{"PATCH", users + "/nobody", `{"role":"editor"}`, 404},
+		{"DELETE", users + "/nobody", ``, 404},
+		{"PATCH", users + "/vic", `{"role":"admin"}`, 200},
+		{"PATCH", users + "/test-admin", `{"role":"editor"}`, 200}, // vic is an admin now
+	} {
+		if code, body := call(t, tt.method, tt.url, tt.body, nil); code != tt.want {
+			t.Errorf("%s %s %s: %d %s, want %d", tt.method, tt.url, tt.body, code, body, tt.want)
+		}
+	}
+	u, err := db.User(context.Background(), "vic")
+	if err != nil || u.Role != store.RoleAdmin || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte("vic's password")) != nil {
+		t.Errorf("vic as stored: %+v, %v; want an admin with the password given", u, err)
+	}
+	// The list shows no password hash, and test-admin is an editor now,
+	// which may not list users any more.
+	code, body := call(t, "GET", users, "", nil)
+	if code != 403 {
+		t.Errorf("GET /api/users as an editor: %d, want 403", code)
+	}
+	vic := &http.Client{}
+	vic.Jar, _ = cookiejar.New(nil)
+	resp, err := vic.PostForm(hs.URL+"/login", url.Values{"name": {"vic"}, "password": {"vic's password"}})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("vic signs in: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	var list []map[string]any
+	if code, body = callAs(t, vic, "GET", users, "", &list); code != 200 || strings.Contains(body, "$2") || len(list) != 2 {
+		t.Errorf("GET /api/users as vic: %d %s; want two users and no hashes", code, body)
+	}
+	if code, _ := callAs(t, vic, "DELETE", users+"/test-admin", "", nil); code != 204 {
+		t.Errorf("delete test-admin: %d", code)
+	}
+	if _, err := db.User(context.Background(), "test-admin"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("test-admin after delete: %v", err)
+	}
+	if code, _ := call(t, "GET", hs.URL+"/api/me", "", nil); code != 401 {
+		t.Errorf("the deleted user's login: %d, want 401 at once", code)
 	}
 }

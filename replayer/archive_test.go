@@ -20,6 +20,7 @@ import (
 
 	"github.com/nlnwa/gowarc/v2"
 
+	"github.com/loupe-dev/loupe/replayer/replayertest"
 	"github.com/loupe-dev/loupe/store"
 )
 
@@ -117,6 +118,7 @@ type archiveFixture struct {
 func newArchiveServer(t *testing.T) *archiveFixture {
 	t.Helper()
 	fs := &fakeStore{
+		Users:    replayertest.NewUsers(),
 		sessions: []*store.Session{{ID: "s1", StartedAt: sessionStart, EndedAt: sessionStart.Add(time.Minute)}},
 		events:   map[string]string{"s1": recorded},
 	}
@@ -137,6 +139,7 @@ func newArchiveServer(t *testing.T) *archiveFixture {
 	}
 	f.ts = httptest.NewServer(srv)
 	t.Cleanup(f.ts.Close)
+	replayertest.SignIn(t, f.ts.Client(), f.ts.URL, fs, store.RoleViewer)
 	return f
 }
 
@@ -146,7 +149,7 @@ func mustGet(t *testing.T, u string, header map[string]string) (*http.Response, 
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := replayertest.ClientFor(u).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

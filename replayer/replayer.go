@@ -46,13 +46,24 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. If nil, time.Now.
 	Now func() time.Time
+
+	// Users are the people who may sign in (auth.go). If nil, the Store
+	// is used when it implements store.Users; New fails if it does not.
+	Users store.Users
+	// LoginKey signs login cookies, at least 32 bytes: the replay nodes
+	// of one deployment share it (cmd/loupe derives it from the secret).
+	// If nil, a random key: logins last as long as the process.
+	LoginKey []byte
+	// LoginTTL is how long a login lasts; DefaultLoginTTL if 0.
+	LoginTTL time.Duration
 }
 
 // Server serves the replay UI and API.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	mux *http.ServeMux
+	cfg  Config
+	log  *slog.Logger
+	auth *auth
+	mux  http.Handler
 }
 
 // New returns a Server.
@@ -69,28 +80,51 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Assets == nil {
 		cfg.Assets, _ = cfg.Store.(Assets)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
-	s.mux = s.routes()
+	a, err := newAuth(&cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, auth: a}
+	// Logins are cookies: a state-changing request must come from this
+	// server's own pages (Sec-Fetch-Site or Origin), not another site's.
+	s.mux = http.NewCrossOriginProtection().Handler(s.routes())
 	return s, nil
 }
 
-// routes lists every route of the replay server.
+// routes lists every route of the replay server and the role each needs.
 func (s *Server) routes() *http.ServeMux {
+	viewer := func(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+		return s.need(store.RoleViewer, fn)
+	}
+	editor := func(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+		return s.need(store.RoleEditor, fn)
+	}
+	admin := func(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+		return s.need(store.RoleAdmin, fn)
+	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", s.handle(s.sessionsPage))
-	mux.Handle("GET /sessions/{id}", s.handle(s.playerPage))
-	mux.Handle("GET /api/sessions", s.handle(s.listSessions))
-	mux.Handle("GET /api/sessions/{id}", s.handle(s.getSession))
-	mux.Handle("GET /api/sessions/{id}/events", s.handle(s.getEvents))
-	mux.Handle("GET /api/sessions/{id}/timeline", s.handle(s.getTimeline))
-	mux.Handle("GET /api/sessions/{id}/requests", s.handle(s.getRequests))
-	mux.Handle("GET /api/sessions/{id}/tags", s.handle(s.getTags))
-	mux.Handle("PUT /api/sessions/{id}/tags", s.handle(s.putTags))
-	mux.Handle("GET /api/sessions/{id}/notes", s.handle(s.getNotes))
-	mux.Handle("POST /api/sessions/{id}/notes", s.handle(s.postNote))
-	mux.Handle("DELETE /api/sessions/{id}/notes/{note}", s.handle(s.deleteNote))
-	mux.Handle("GET /api/sessions/{id}/assets.warc", s.handle(s.getWARC))
-	mux.Handle("GET "+archivePath+"{hash}", s.handle(s.getArchived))
+	mux.Handle("GET /{$}", viewer(s.sessionsPage))
+	mux.Handle("GET /sessions/{id}", viewer(s.playerPage))
+	mux.Handle("GET /api/sessions", viewer(s.listSessions))
+	mux.Handle("GET /api/sessions/{id}", viewer(s.getSession))
+	mux.Handle("GET /api/sessions/{id}/events", viewer(s.getEvents))
+	mux.Handle("GET /api/sessions/{id}/timeline", viewer(s.getTimeline))
+	mux.Handle("GET /api/sessions/{id}/requests", viewer(s.getRequests))
+	mux.Handle("GET /api/sessions/{id}/tags", viewer(s.getTags))
+	mux.Handle("PUT /api/sessions/{id}/tags", editor(s.putTags))
+	mux.Handle("GET /api/sessions/{id}/notes", viewer(s.getNotes))
+	mux.Handle("POST /api/sessions/{id}/notes", editor(s.postNote))
+	mux.Handle("DELETE /api/sessions/{id}/notes/{note}", editor(s.deleteNote))
+	mux.Handle("GET /api/sessions/{id}/assets.warc", viewer(s.getWARC))
+	mux.Handle("GET "+archivePath+"{hash}", viewer(s.getArchived))
+	mux.Handle("GET /api/me", viewer(s.getMe))
+	mux.Handle("GET /api/users", admin(s.listUsers))
+	mux.Handle("POST /api/users", admin(s.postUser))
+	mux.Handle("PATCH /api/users/{name}", admin(s.patchUser))
+	mux.Handle("DELETE /api/users/{name}", admin(s.deleteUser))
+	mux.Handle("GET /login", s.handle(s.loginPage))
+	mux.Handle("POST /login", s.handle(s.login))
+	mux.Handle("POST /logout", s.handle(s.logout))
 	mux.Handle("GET /healthz", s.handle(s.healthz))
 	mux.Handle("GET /readyz", s.handle(s.readyz))
 	if s.cfg.UI != nil {
@@ -306,13 +340,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 var shell = template.Must(template.New("shell").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}} · Loupe</title><link rel="stylesheet" href="/ui/app.css"></head>
-<body><div id="app" data-page="{{.Page}}"{{if .Session}} data-session="{{.Session}}"{{end}}{{if .T}} data-t="{{.T}}"{{end}}>
+<body><header class="account">Signed in as <b>{{.User}}</b> ({{.Role}})
+<form method="post" action="/logout"><button type="submit">Sign out</button></form></header>
+<div id="app" data-page="{{.Page}}" data-user="{{.User}}" data-role="{{.Role}}"{{if .Session}} data-session="{{.Session}}"{{end}}{{if .T}} data-t="{{.T}}"{{end}}>
 {{if not .Built}}<p>The UI bundle is not built. Run <code>make build</code>.</p>{{end}}</div>
 <script src="/ui/app.js"></script></body></html>
 `))
 
 type shellData struct {
 	Title, Page, Session, T string
+	User, Role              string // the signed-in user's
 	Built                   bool
 }
 
@@ -325,7 +362,7 @@ func (s *Server) uiBuilt() bool {
 }
 
 func (s *Server) sessionsPage(w http.ResponseWriter, r *http.Request) error {
-	return s.renderShell(w, shellData{Title: "Sessions", Page: "sessions"})
+	return s.renderShell(w, r, shellData{Title: "Sessions", Page: "sessions"})
 }
 
 // playerPage serves the player; ?t=<ms from session start> opens it paused
@@ -343,11 +380,13 @@ func (s *Server) playerPage(w http.ResponseWriter, r *http.Request) error {
 		}
 		d.T = strconv.Itoa(ms)
 	}
-	return s.renderShell(w, d)
+	return s.renderShell(w, r, d)
 }
 
-func (s *Server) renderShell(w http.ResponseWriter, d shellData) error {
+func (s *Server) renderShell(w http.ResponseWriter, r *http.Request, d shellData) error {
 	d.Built = s.uiBuilt()
+	u := userOf(r)
+	d.User, d.Role = u.Name, string(u.Role)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	return shell.Execute(w, d)

@@ -14,11 +14,13 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/loupe-dev/loupe/replayer/replayertest"
 	"github.com/loupe-dev/loupe/store"
 )
 
-// fakeStore serves fixed sessions.
+// fakeStore serves fixed sessions, and keeps users in memory.
 type fakeStore struct {
+	*replayertest.Users
 	sessions []*store.Session
 	events   map[string]string
 	down     bool
@@ -62,6 +64,7 @@ func newServer(t *testing.T) (*httptest.Server, *fakeStore) {
 	t.Helper()
 	start := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 	fs := &fakeStore{
+		Users: replayertest.NewUsers(),
 		sessions: []*store.Session{{ID: "s1", StartedAt: start, EndedAt: start.Add(90 * time.Second),
 			PageCount: 3, ClickCount: 7, EventCount: 40, EntryURL: "http://shop.test/", UserAgent: "Chrome",
 			Client:   store.Client{Browser: "Chrome", OS: "Windows", Device: "desktop", Country: "NZ"},
@@ -75,6 +78,8 @@ func newServer(t *testing.T) (*httptest.Server, *fakeStore) {
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
+	// ts.Client() is signed in.
+	replayertest.SignIn(t, ts.Client(), ts.URL, fs, store.RoleViewer)
 	return ts, fs
 }
 
@@ -105,7 +110,7 @@ func TestRoutes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
-			resp, err := http.Get(ts.URL + tt.path)
+			resp, err := ts.Client().Get(ts.URL + tt.path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -129,7 +134,7 @@ func TestRoutes(t *testing.T) {
 
 func TestSessionJSON(t *testing.T) {
 	ts, fs := newServer(t)
-	resp, err := http.Get(ts.URL + "/api/sessions?limit=10&offset=20")
+	resp, err := ts.Client().Get(ts.URL + "/api/sessions?limit=10&offset=20")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,6 +164,7 @@ func TestEventsGzip(t *testing.T) {
 	ts, _ := newServer(t)
 	req, _ := http.NewRequest("GET", ts.URL+"/api/sessions/s1/events", nil)
 	req.Header.Set("Accept-Encoding", "gzip")
+	req.AddCookie(replayertest.Cookie(t, ts.Client(), ts.URL))
 	resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +187,7 @@ func TestStoreDown(t *testing.T) {
 	ts, fs := newServer(t)
 	fs.down = true
 	for path, want := range map[string]int{"/readyz": 503, "/api/sessions": 500, "/healthz": 200} {
-		resp, err := http.Get(ts.URL + path)
+		resp, err := ts.Client().Get(ts.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}

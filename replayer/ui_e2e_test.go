@@ -26,6 +26,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/loupe-dev/loupe/replayer"
+	"github.com/loupe-dev/loupe/replayer/replayertest"
 	"github.com/loupe-dev/loupe/replayer/ui"
 	"github.com/loupe-dev/loupe/store"
 )
@@ -217,11 +218,14 @@ func (f *fakeAPI) routes(id string) *http.ServeMux {
 	return mux
 }
 
-// startUI serves the real pages and the fake API for one session id.
-func startUI(t *testing.T, id string) (*httptest.Server, *fakeAPI) {
+// startUI serves the real pages and the fake API for one session id, and
+// signs the browser in through the login page as a user of role.
+func startUI(t *testing.T, ctx context.Context, id string, role store.Role) (*httptest.Server, *fakeAPI) {
 	t.Helper()
+	users := replayertest.NewUsers()
 	srv, err := replayer.New(replayer.Config{
 		Store:  pageStore{ids: []string{id}},
+		Users:  users,
 		UI:     ui.FS(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
@@ -238,6 +242,13 @@ func startUI(t *testing.T, id string) (*httptest.Server, *fakeAPI) {
 		srv.ServeHTTP(w, r)
 	}))
 	t.Cleanup(hs.Close)
+	name, password := replayertest.AddUser(t, users, role)
+	run(t, ctx, "sign in", chromedp.Steps(
+		chromedp.Navigate(hs.URL+"/login"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), name),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#app[data-page="sessions"]`))))
 	return hs, api
 }
 
@@ -267,7 +278,7 @@ func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 func TestUIFiltersInURL(t *testing.T) {
 	ctx := uiBrowser(t)
 	const id = "s1"
-	hs, api := startUI(t, id)
+	hs, api := startUI(t, ctx, id, store.RoleAdmin)
 	lastQuery := func() url.Values {
 		api.mu.Lock()
 		defer api.mu.Unlock()
@@ -418,7 +429,7 @@ func equalValues(a, b url.Values) bool {
 func TestUIPlayer(t *testing.T) {
 	ctx := uiBrowser(t)
 	const id = "s1"
-	hs, api := startUI(t, id)
+	hs, api := startUI(t, ctx, id, store.RoleAdmin)
 	run(t, ctx, "open the player", chromedp.Navigate(hs.URL+"/sessions/"+id+"?t=1000"))
 	run(t, ctx, "markers", chromedp.Poll[bool](`!!window.loupePlayer && document.querySelectorAll('.timeline .marker').length > 0`))
 
@@ -523,5 +534,42 @@ func TestUIPlayer(t *testing.T) {
 	link := run(t, ctx, "share link", chromedp.Evaluate[string](`document.querySelector('.share__url').value`))
 	if link != hs.URL+"/sessions/"+id+"?t=9000" {
 		t.Errorf("share link %q, want this session at 9000 ms", link)
+	}
+}
+
+// TestUIViewer: a viewer sees who is signed in, and a session's tags and
+// notes (with their authors) but no control to change them.
+func TestUIViewer(t *testing.T) {
+	ctx := uiBrowser(t)
+	const id = "s1"
+	hs, api := startUI(t, ctx, id, store.RoleViewer)
+	api.mu.Lock()
+	api.notes = []map[string]any{{"id": 1, "at_ms": nil, "text": "seen it", "author": "ed", "created_at": "2026-11-27T10:00:00Z"}}
+	api.mu.Unlock()
+	run(t, ctx, "open the player", chromedp.Navigate(hs.URL+"/sessions/"+id))
+	raw := run(t, ctx, "annotations", chromedp.Poll[string](`(() => {
+		const note = document.querySelector('li.note[data-note]');
+		if (!note || !document.querySelector('.tags')) return false;
+		return JSON.stringify({
+			tagForm: !!document.querySelector('.tags__add'), noteForm: !!document.querySelector('.notes__add'),
+			noteDelete: !!document.querySelector('.note__rm'),
+			author: note.querySelector('.note__author')?.textContent ?? '',
+			account: document.querySelector('.account')?.textContent.replace(/\s+/g, ' ').trim() ?? ''});
+	})()`))
+	var got struct {
+		TagForm, NoteForm, NoteDelete bool
+		Author, Account               string
+	}
+	if err := json.Unmarshal([]byte(raw), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.TagForm || got.NoteForm || got.NoteDelete {
+		t.Errorf("a viewer is offered changes: %+v", got)
+	}
+	if got.Author != "ed" {
+		t.Errorf("note author shown %q, want ed", got.Author)
+	}
+	if want := "Signed in as test-viewer (viewer) Sign out"; got.Account != want {
+		t.Errorf("account bar %q, want %q", got.Account, want)
 	}
 }

@@ -1,6 +1,6 @@
 // Tags and notes on a session: what a team writes down while watching.
 
-import { addNote, deleteNote, notes as fetchNotes, setTags, tags as fetchTags, type Note } from './api';
+import { account, addNote, canDeleteNote, canEdit, deleteNote, notes as fetchNotes, setTags, tags as fetchTags, type Note } from './api';
 import { h, mount } from './dom';
 import { duration, when } from './format';
 import type { Clock } from './player';
@@ -10,6 +10,7 @@ const MAX_NOTE = 2000;
 
 /** tagEditor shows a session's tags; each can be removed, and new ones added. */
 export function tagEditor(id: string, initial: string[] | undefined): HTMLElement {
+  const editable = canEdit(account());
   let list = [...(initial ?? [])];
   const chips = h('ul', { class: 'tags__list' });
   const input = h('input', { type: 'text', name: 'tag', placeholder: 'Add a tag', maxlength: String(MAX_TAG), autocomplete: 'off', 'aria-label': 'New tag' });
@@ -20,9 +21,11 @@ export function tagEditor(id: string, initial: string[] | undefined): HTMLElemen
     mount(
       chips,
       ...list.map((t) => {
+        const link = h('a', { href: '/?tag=' + encodeURIComponent(t), title: 'Sessions with this tag' }, t);
+        if (!editable) return h('li', { class: 'tag', 'data-tag': t }, link);
         const rm = h('button', { type: 'button', class: 'tag__rm', title: `Remove tag ${t}`, 'aria-label': `Remove tag ${t}` }, '×');
         rm.addEventListener('click', () => save(list.filter((x) => x !== t)));
-        return h('li', { class: 'tag', 'data-tag': t }, h('a', { href: '/?tag=' + encodeURIComponent(t), title: 'Sessions with this tag' }, t), rm);
+        return h('li', { class: 'tag', 'data-tag': t }, link, rm);
       }),
     );
   };
@@ -55,11 +58,12 @@ export function tagEditor(id: string, initial: string[] | undefined): HTMLElemen
       () => {},
     );
   }
-  return h('div', { class: 'tags' }, h('span', { class: 'tags__label' }, 'Tags'), chips, form, status);
+  return h('div', { class: 'tags' }, h('span', { class: 'tags__label' }, 'Tags'), chips, editable ? form : null, status);
 }
 
 /** notesPanel lists a session's notes and adds new ones at the player's current moment. */
 export function notesPanel(id: string, clock: Clock): HTMLElement {
+  const me = account();
   const list = h('ul', { class: 'notes__list' });
   const status = h('p', { class: 'notes__status', role: 'status' });
   const text = h('textarea', { name: 'text', rows: '3', maxlength: String(MAX_NOTE), placeholder: 'What did you notice?', 'aria-label': 'Note' });
@@ -89,8 +93,8 @@ export function notesPanel(id: string, clock: Clock): HTMLElement {
     mount(
       list,
       ...got.map((n) => {
-        const rm = h('button', { type: 'button', class: 'note__rm', title: 'Delete this note' }, 'Delete');
-        rm.addEventListener('click', async () => {
+        const rm = canDeleteNote(me, n) ? h('button', { type: 'button', class: 'note__rm', title: 'Delete this note' }, 'Delete') : null;
+        rm?.addEventListener('click', async () => {
           try {
             await deleteNote(id, n.id);
           } catch (err) {
@@ -108,7 +112,14 @@ export function notesPanel(id: string, clock: Clock): HTMLElement {
         return h(
           'li',
           { class: 'note', 'data-note': n.id },
-          h('div', { class: 'note__meta' }, at, n.created_at ? h('span', { class: 'muted' }, when(n.created_at)) : null, rm),
+          h(
+            'div',
+            { class: 'note__meta' },
+            at,
+            n.author ? h('span', { class: 'note__author' }, n.author) : null,
+            n.created_at ? h('span', { class: 'muted' }, when(n.created_at)) : null,
+            rm,
+          ),
           h('p', { class: 'note__text' }, n.text),
         );
       }),
@@ -128,5 +139,5 @@ export function notesPanel(id: string, clock: Clock): HTMLElement {
     void load();
   });
   void load();
-  return h('div', { class: 'panel panel--notes' }, form, status, list);
+  return h('div', { class: 'panel panel--notes' }, canEdit(me) ? form : null, status, list);
 }

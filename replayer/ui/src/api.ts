@@ -90,8 +90,28 @@ export interface Note {
   id: string;
   at_ms: number | null;
   text: string;
+  /** The user who wrote it; "" for notes from before logins. */
+  author?: string;
   created_at?: string;
 }
+
+/** Account is the signed-in user, as the server wrote it on the page. */
+export interface Account {
+  name: string;
+  /** viewer, editor or admin. */
+  role: string;
+}
+
+export function account(): Account {
+  const d = document.getElementById('app')?.dataset;
+  return { name: d?.user ?? '', role: d?.role ?? 'viewer' };
+}
+
+/** canEdit: the role writes tags and notes. */
+export const canEdit = (a: Account) => a.role === 'editor' || a.role === 'admin';
+
+/** canDeleteNote: admins delete any note, editors their own. */
+export const canDeleteNote = (a: Account, n: Note) => a.role === 'admin' || (a.role === 'editor' && n.author === a.name);
 
 /** RRwebEvent is the envelope every rrweb event shares. */
 export interface RRwebEvent {
@@ -122,6 +142,10 @@ async function call<T>(method: string, url: string, body?: unknown): Promise<T> 
     res = await fetch(url, init);
   } catch {
     throw new APIError('The replay server did not answer.', 0);
+  }
+  if (res.status === 401) {
+    // The login ended (expired, signed out elsewhere): sign in again and come back.
+    location.assign('/login?next=' + encodeURIComponent(location.pathname + location.search));
   }
   if (!res.ok) {
     let msg = `${res.status} ${res.statusText}`.trim();
@@ -218,6 +242,7 @@ function toNote(v: Record<string, unknown>): Note {
     id: String(v.id ?? ''),
     at_ms: typeof v.at_ms === 'number' ? v.at_ms : null,
     text: String(v.text ?? ''),
+    author: typeof v.author === 'string' ? v.author : '',
     created_at: typeof v.created_at === 'string' ? v.created_at : undefined,
   };
 }

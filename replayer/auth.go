@@ -1,0 +1,355 @@
+package replayer
+
+// Logins. Every route but the login page, the health checks and the UI
+// bundle needs a signed-in user, and what a user may do is its role's
+// (store.Role). A login is a cookie signed with Config.LoginKey over the
+// user's name, its expiry and the user's password hash: every node that
+// shares the key and the store accepts it, and changing a password or
+// deleting the user ends it. The user is read from the store at most every
+// userCacheTTL per cookie, so a change made on another node takes effect
+// within that (on this one, at once).
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/time/rate"
+
+	"github.com/loupe-dev/loupe/store"
+)
+
+const (
+	// DefaultLoginTTL is how long a login lasts when Config.LoginTTL is 0.
+	DefaultLoginTTL = 12 * time.Hour
+	// MinPassword and MaxPassword bound a password's length in bytes
+	// (bcrypt reads at most 72).
+	MinPassword = 10
+	MaxPassword = 72
+
+	loginCookie  = "loupe_login" // the proxy keeps it from sites (proxy.replayLoginCookie)
+	userCacheTTL = 5 * time.Second
+	maxCached    = 10_000
+	maxLoginBody = 16 << 10
+)
+
+// Sign-in attempts per client address: a burst of loginBurst, then one
+// every loginEvery.
+const (
+	loginBurst = 10
+	loginEvery = 6 * time.Second
+)
+
+// HashPassword checks a new password's length and returns its bcrypt hash.
+func HashPassword(password string) (string, error) {
+	switch {
+	case len(password) < MinPassword:
+		return "", fmt.Errorf("password is shorter than %d characters", MinPassword)
+	case len(password) > MaxPassword:
+		return "", fmt.Errorf("password is longer than %d bytes", MaxPassword)
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return "", fmt.Errorf("hash password: %w", err)
+	}
+	return string(h), nil
+}
+
+// NewPassword returns a random password: 26 letters and digits, 128 bits.
+func NewPassword() string { return rand.Text() }
+
+// dummyHash is compared against when the user does not exist, so that an
+// unknown name takes as long to refuse as a wrong password.
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("loupe: no such user"), bcrypt.DefaultCost)
+
+// auth holds the login state of a Server.
+type auth struct {
+	users store.Users
+	key   []byte
+	ttl   time.Duration
+	now   func() time.Time
+
+	mu     sync.Mutex
+	cache  map[string]cachedUser // by cookie value
+	limits map[string]*rate.Limiter
+}
+
+type cachedUser struct {
+	user  *store.User
+	until time.Time
+}
+
+func newAuth(cfg *Config) (*auth, error) {
+	users := cfg.Users
+	if users == nil {
+		users, _ = cfg.Store.(store.Users)
+	}
+	if users == nil {
+		return nil, errors.New("replayer needs a store of users: it shows nothing without a login")
+	}
+	key := cfg.LoginKey
+	if key == nil {
+		key = make([]byte, 32)
+		rand.Read(key)
+	}
+	if len(key) < 32 {
+		return nil, fmt.Errorf("login key is %d bytes, want at least 32", len(key))
+	}
+	ttl := cfg.LoginTTL
+	if ttl <= 0 {
+		ttl = DefaultLoginTTL
+	}
+	return &auth{users: users, key: key, ttl: ttl, now: cfg.Now,
+		cache: map[string]cachedUser{}, limits: map[string]*rate.Limiter{}}, nil
+}
+
+// sign is the MAC of a login of user name until exp (Unix seconds).
+func (a *auth) sign(name string, exp int64, passwordHash string) []byte {
+	m := hmac.New(sha256.New, a.key)
+	fmt.Fprintf(m, "loupe login v1\n%s\n%d\n%s", name, exp, passwordHash)
+	return m.Sum(nil)
+}
+
+// cookie returns the login cookie of u.
+func (a *auth) cookie(u *store.User, secure bool) *http.Cookie {
+	exp := a.now().Add(a.ttl)
+	mac := a.sign(u.Name, exp.Unix(), u.PasswordHash)
+	return &http.Cookie{
+		Name:     loginCookie,
+		Value:    u.Name + "|" + strconv.FormatInt(exp.Unix(), 10) + "|" + base64.RawURLEncoding.EncodeToString(mac),
+		Path:     "/",
+		MaxAge:   int(a.ttl.Seconds()), // not Expires: the browser's clock may differ
+		HttpOnly: true,
+		Secure:   secure,
+		SameSite: http.SameSiteStrictMode,
+	}
+}
+
+// user returns the signed-in user of r, or nil if there is none (no
+// cookie, or one that is expired, forged, or of a user since deleted or
+// given another password).
+func (a *auth) user(r *http.Request) (*store.User, error) {
+	c, err := r.Cookie(loginCookie)
+	if err != nil {
+		return nil, nil
+	}
+	now := a.now()
+	a.mu.Lock()
+	cached, ok := a.cache[c.Value]
+	a.mu.Unlock()
+	if ok && now.Before(cached.until) {
+		return cached.user, nil
+	}
+	name, rest, _ := strings.Cut(c.Value, "|")
+	expText, macText, _ := strings.Cut(rest, "|")
+	exp, err := strconv.ParseInt(expText, 10, 64)
+	if err != nil || now.Unix() >= exp {
+		return nil, nil
+	}
+	mac, err := base64.RawURLEncoding.DecodeString(macText)
+	if err != nil || store.CheckUserName(name) != nil {
+		return nil, nil
+	}
+	u, err := a.users.User(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read user: %w", err)
+	}
+	if !hmac.Equal(mac, a.sign(name, exp, u.PasswordHash)) {
+		return nil, nil
+	}
+	a.mu.Lock()
+	if len(a.cache) >= maxCached {
+		clear(a.cache)
+	}
+	until := now.Add(userCacheTTL)
+	if e := time.Unix(exp, 0); e.Before(until) {
+		until = e
+	}
+	a.cache[c.Value] = cachedUser{u, until}
+	a.mu.Unlock()
+	return u, nil
+}
+
+// forget drops what the cache holds of the named user, so that a change
+// made through this server applies to its next request here at once (other
+// nodes see it within userCacheTTL).
+func (a *auth) forget(name string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k := range a.cache {
+		if strings.HasPrefix(k, name+"|") {
+			delete(a.cache, k)
+		}
+	}
+}
+
+// allow takes one sign-in attempt from the client's address, reporting
+// how long to wait if there is none left.
+func (a *auth) allow(r *http.Request) (bool, time.Duration) {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	now := a.now()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	l, ok := a.limits[ip]
+	if !ok {
+		if len(a.limits) >= maxCached {
+			clear(a.limits)
+		}
+		l = rate.NewLimiter(rate.Every(loginEvery), loginBurst)
+		a.limits[ip] = l
+	}
+	res := l.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// check returns the user of name if password is theirs, nil if not.
+func (a *auth) check(ctx context.Context, name, password string) (*store.User, error) {
+	u, err := a.users.User(ctx, name)
+	if errors.Is(err, store.ErrNotFound) || store.CheckUserName(name) != nil {
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read user: %w", err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return nil, nil
+	}
+	return u, nil
+}
+
+type userKey struct{}
+
+// userOf is the signed-in user of a request that passed need.
+func userOf(r *http.Request) *store.User {
+	u, _ := r.Context().Value(userKey{}).(*store.User)
+	return u
+}
+
+// need serves fn to users whose role allows role. Others get a 401 (no
+// login) or a 403 (a role that may not); page routes send a browser
+// without a login to the login page instead.
+func (s *Server) need(role store.Role, fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
+		u, err := s.auth.user(r)
+		if err != nil {
+			return err
+		}
+		if u == nil {
+			if isPage(r) {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return nil
+			}
+			return &Error{http.StatusUnauthorized, "sign in first"}
+		}
+		if !u.Role.Allows(role) {
+			return &Error{http.StatusForbidden, fmt.Sprintf("the %s role may not do this", u.Role)}
+		}
+		return fn(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
+	})
+}
+
+// isPage reports whether r is for one of the UI's HTML pages.
+func isPage(r *http.Request) bool {
+	p := r.URL.Path
+	return r.Method == http.MethodGet && (p == "/" || strings.HasPrefix(p, "/sessions/"))
+}
+
+// localPath returns next if it is a path on this server, else "/".
+func localPath(next string) string {
+	u, err := url.Parse(next)
+	if err != nil || next == "" || next[0] != '/' || strings.HasPrefix(next, "//") ||
+		strings.Contains(next, `\`) || u.Scheme != "" || u.Host != "" {
+		return "/"
+	}
+	return next
+}
+
+var loginHTML = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · Loupe</title><link rel="stylesheet" href="/ui/app.css"></head>
+<body><main class="login">
+<h1>Loupe</h1>
+<form method="post" action="/login">
+{{if .Message}}<p class="login-message" role="alert">{{.Message}}</p>{{end}}
+<label>User name <input name="name" autocomplete="username" required value="{{.Name}}" autofocus></label>
+<label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+<input type="hidden" name="next" value="{{.Next}}">
+<button type="submit">Sign in</button>
+</form></main></body></html>
+`))
+
+type loginData struct{ Name, Next, Message string }
+
+func (s *Server) renderLogin(w http.ResponseWriter, status int, d loginData) error {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return loginHTML.Execute(w, d)
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) error {
+	return s.renderLogin(w, http.StatusOK, loginData{Next: localPath(r.URL.Query().Get("next"))})
+}
+
+// login checks a user name and password from the login form and, if they
+// match, sets the login cookie and sends the browser on to the form's next.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, maxLoginBody)
+	if err := r.ParseForm(); err != nil {
+		return &Error{http.StatusBadRequest, "could not read the form"}
+	}
+	name, password := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("password")
+	d := loginData{Name: name, Next: localPath(r.PostForm.Get("next"))}
+	if ok, wait := s.auth.allow(r); !ok {
+		secs := int(wait.Seconds()) + 1
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		d.Message = fmt.Sprintf("Too many attempts: try again in %d seconds.", secs)
+		return s.renderLogin(w, http.StatusTooManyRequests, d)
+	}
+	u, err := s.auth.check(r.Context(), name, password)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		s.log.Info("sign-in refused", "user", name, "client", r.RemoteAddr)
+		d.Message = "Wrong user name or password."
+		return s.renderLogin(w, http.StatusUnauthorized, d)
+	}
+	http.SetCookie(w, s.auth.cookie(u, r.TLS != nil))
+	s.log.Info("signed in", "user", u.Name, "role", u.Role, "client", r.RemoteAddr)
+	http.Redirect(w, r, d.Next, http.StatusSeeOther)
+	return nil
+}
+
+// logout ends the browser's login.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	return nil
+}

@@ -1,0 +1,338 @@
+package replayer
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/loupe-dev/loupe/replayer/replayertest"
+	"github.com/loupe-dev/loupe/store"
+)
+
+// clock is a settable Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// authServer serves the fake store's session s1, with users alice (viewer,
+// password "alice's password") and a clock the test moves.
+func authServer(t *testing.T) (*httptest.Server, *fakeStore, *clock) {
+	t.Helper()
+	fs := &fakeStore{Users: replayertest.NewUsers(),
+		sessions: []*store.Session{{ID: "s1"}}, events: map[string]string{"s1": `[]`}}
+	addUser(t, fs, "alice", store.RoleViewer, "alice's password")
+	clk := &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	srv, err := New(Config{Store: fs, Logger: slog.New(slog.DiscardHandler), Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	return ts, fs, clk
+}
+
+func addUser(t *testing.T, users store.Users, name string, role store.Role, password string) {
+	t.Helper()
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := users.AddUser(context.Background(), &store.User{Name: name, Role: role, PasswordHash: string(h)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noRedirects is a client with a cookie jar that shows redirects rather
+// than following them.
+func noRedirects() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func login(t *testing.T, c *http.Client, base, name, password, next string) *http.Response {
+	t.Helper()
+	resp, err := c.PostForm(base+"/login", url.Values{"name": {name}, "password": {password}, "next": {next}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func status(t *testing.T, c *http.Client, method, u string) (int, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, u, strings.NewReader("[]"))
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header
+}
+
+// TestLoginRequired: without a login every route that shows or changes
+// anything refuses, pages by sending the browser to the login page.
+func TestLoginRequired(t *testing.T) {
+	ts, _, _ := authServer(t)
+	c := noRedirects()
+	for _, tt := range []struct {
+		method, path string
+		want         int
+	}{
+		{"GET", "/", 303},
+		{"GET", "/sessions/s1?t=5", 303},
+		{"GET", "/api/sessions", 401},
+		{"GET", "/api/sessions/s1", 401},
+		{"GET", "/api/sessions/s1/events", 401},
+		{"GET", "/api/sessions/s1/timeline", 401},
+		{"GET", "/api/sessions/s1/requests", 401},
+		{"GET", "/api/sessions/s1/tags", 401},
+		{"PUT", "/api/sessions/s1/tags", 401},
+		{"GET", "/api/sessions/s1/notes", 401},
+		{"POST", "/api/sessions/s1/notes", 401},
+		{"DELETE", "/api/sessions/s1/notes/1", 401},
+		{"GET", "/api/sessions/s1/assets.warc", 401},
+		{"GET", archivePath + strings.Repeat("a", 64), 401},
+		{"GET", "/api/me", 401},
+		{"GET", "/api/users", 401},
+		{"POST", "/api/users", 401},
+		{"PATCH", "/api/users/alice", 401},
+		{"DELETE", "/api/users/alice", 401},
+		{"GET", "/login", 200},
+		{"GET", "/healthz", 200},
+		{"GET", "/readyz", 200},
+	} {
+		got, h := status(t, c, tt.method, ts.URL+tt.path)
+		if got != tt.want {
+			t.Errorf("%s %s: got %d, want %d", tt.method, tt.path, got, tt.want)
+		}
+		if got == 303 {
+			if loc, want := h.Get("Location"), "/login?next="+url.QueryEscape(tt.path); loc != want {
+				t.Errorf("%s %s: sent to %q, want %q", tt.method, tt.path, loc, want)
+			}
+		}
+	}
+}
+
+func TestLogin(t *testing.T) {
+	ts, _, _ := authServer(t)
+	c := noRedirects()
+	for _, tt := range []struct{ name, password string }{
+		{"alice", "wrong password"}, {"bob", "alice's password"}, {"ALICE", "alice's password"}, {"", ""},
+	} {
+		if resp := login(t, c, ts.URL, tt.name, tt.password, "/"); resp.StatusCode != 401 {
+			t.Errorf("%q/%q: got %d, want 401", tt.name, tt.password, resp.StatusCode)
+		}
+		if got, _ := status(t, c, "GET", ts.URL+"/api/me"); got != 401 {
+			t.Fatalf("after a refused sign-in: /api/me got %d, want 401", got)
+		}
+	}
+
+	resp := login(t, c, ts.URL, "alice", "alice's password", "/sessions/s1?t=5")
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/sessions/s1?t=5" {
+		t.Fatalf("sign-in: got %d to %q, want 303 to the page asked for", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	ck := resp.Cookies()
+	if len(ck) != 1 || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode {
+		t.Errorf("login cookie %+v: want one, HttpOnly, SameSite=Strict", ck)
+	}
+	if got, _ := status(t, c, "GET", ts.URL+"/api/me"); got != 200 {
+		t.Errorf("signed in: /api/me got %d, want 200", got)
+	}
+	if got, _ := status(t, c, "GET", ts.URL+"/sessions/s1"); got != 200 {
+		t.Errorf("signed in: the player page got %d, want 200", got)
+	}
+
+	// Sign out ends it.
+	req, _ := http.NewRequest("POST", ts.URL+"/logout", nil)
+	if resp, err := c.Do(req); err != nil || resp.StatusCode != 303 {
+		t.Fatalf("sign out: %v %v", resp, err)
+	}
+	if got, _ := status(t, c, "GET", ts.URL+"/api/me"); got != 401 {
+		t.Errorf("signed out: /api/me got %d, want 401", got)
+	}
+}
+
+// TestLoginNext: the page after signing in is on this server only.
+func TestLoginNext(t *testing.T) {
+	ts, _, _ := authServer(t)
+	for next, want := range map[string]string{
+		"/sessions/s1": "/sessions/s1", "": "/", "//evil.test/x": "/", "https://evil.test/": "/",
+		`/\evil.test`: "/", "javascript:alert(1)": "/", "sessions": "/",
+	} {
+		resp := login(t, noRedirects(), ts.URL, "alice", "alice's password", next)
+		if got := resp.Header.Get("Location"); got != want {
+			t.Errorf("next %q: sent to %q, want %q", next, got, want)
+		}
+	}
+}
+
+// TestLoginCookie: a cookie that is forged, expired, or of a user since
+// deleted or given another password does not sign in.
+func TestLoginCookie(t *testing.T) {
+	ts, fs, clk := authServer(t)
+	c := noRedirects()
+	login(t, c, ts.URL, "alice", "alice's password", "/")
+	u, _ := url.Parse(ts.URL)
+	good := c.Jar.Cookies(u)[0].Value
+
+	with := func(value string) int {
+		req, _ := http.NewRequest("GET", ts.URL+"/api/me", nil)
+		req.AddCookie(&http.Cookie{Name: loginCookie, Value: value})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := with(good); got != 200 {
+		t.Fatalf("the cookie as set: got %d, want 200", got)
+	}
+	name, rest, _ := strings.Cut(good, "|")
+	exp, mac, _ := strings.Cut(rest, "|")
+	for what, v := range map[string]string{
+		"another user":     "bob|" + rest,
+		"a later expiry":   name + "|9" + exp + "|" + mac,
+		"another mac":      name + "|" + exp + "|" + strings.Repeat("A", len(mac)),
+		"no mac":           name + "|" + exp,
+		"garbage":          "%%%",
+		"an empty cookie":  "",
+		"a name too long":  strings.Repeat("a", 100) + "|" + rest,
+		"a non-number exp": name + "|x|" + mac,
+	} {
+		if got := with(v); got != 401 {
+			t.Errorf("%s: got %d, want 401", what, got)
+		}
+	}
+
+	// Expired: the clock passes the login's lifetime.
+	clk.add(DefaultLoginTTL + time.Second)
+	if got := with(good); got != 401 {
+		t.Errorf("expired: got %d, want 401", got)
+	}
+	clk.add(-DefaultLoginTTL - time.Second)
+
+	// Another password ends it once the cached user is stale.
+	h, _ := bcrypt.GenerateFromPassword([]byte("a new password"), bcrypt.MinCost)
+	if err := fs.UpdateUser(context.Background(), &store.User{Name: "alice", Role: store.RoleViewer, PasswordHash: string(h)}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(userCacheTTL + time.Second)
+	if got := with(good); got != 401 {
+		t.Errorf("after a password change: got %d, want 401", got)
+	}
+
+	// So does deleting the user.
+	c2 := noRedirects()
+	login(t, c2, ts.URL, "alice", "a new password", "/")
+	second := c2.Jar.Cookies(u)[0].Value
+	if got := with(second); got != 200 {
+		t.Fatalf("new login: got %d, want 200", got)
+	}
+	fs.DeleteUser(context.Background(), "alice")
+	clk.add(userCacheTTL + time.Second)
+	if got := with(second); got != 401 {
+		t.Errorf("after deleting the user: got %d, want 401", got)
+	}
+}
+
+// TestLoginRateLimit: a client that keeps guessing is told to wait.
+func TestLoginRateLimit(t *testing.T) {
+	ts, _, clk := authServer(t)
+	c := noRedirects()
+	for i := 0; i < loginBurst; i++ {
+		if resp := login(t, c, ts.URL, "alice", "guess", "/"); resp.StatusCode != 401 {
+			t.Fatalf("attempt %d: got %d, want 401", i+1, resp.StatusCode)
+		}
+	}
+	resp := login(t, c, ts.URL, "alice", "alice's password", "/")
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("attempt %d: got %d (Retry-After %q), want 429 with Retry-After",
+			loginBurst+1, resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	clk.add(loginEvery)
+	if resp := login(t, c, ts.URL, "alice", "alice's password", "/"); resp.StatusCode != 303 {
+		t.Errorf("after waiting: got %d, want 303", resp.StatusCode)
+	}
+}
+
+// TestCrossOrigin: another site cannot make a signed-in browser change
+// anything, nor sign it in.
+func TestCrossOrigin(t *testing.T) {
+	ts, fs, _ := authServer(t)
+	addUser(t, fs, "root", store.RoleAdmin, "root's password")
+	c := noRedirects()
+	login(t, c, ts.URL, "root", "root's password", "/")
+	for _, path := range []string{"/api/users", "/logout", "/login"} {
+		req, _ := http.NewRequest("POST", ts.URL+path, strings.NewReader(`{"name":"eve","role":"admin","password":"0123456789ab"}`))
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		req.Header.Set("Origin", "https://evil.test")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 {
+			t.Errorf("cross-site POST %s: got %d, want 403", path, resp.StatusCode)
+		}
+	}
+	if _, err := fs.User(context.Background(), "eve"); err == nil {
+		t.Error("a cross-site request added a user")
+	}
+}
+
+// TestRoles: what each role may do.
+func TestRoles(t *testing.T) {
+	ts, fs, _ := authServer(t)
+	addUser(t, fs, "ed", store.RoleEditor, "ed's password!")
+	addUser(t, fs, "root", store.RoleAdmin, "root's password")
+	as := func(name, password string) *http.Client {
+		c := noRedirects()
+		if resp := login(t, c, ts.URL, name, password, "/"); resp.StatusCode != 303 {
+			t.Fatalf("sign in %s: %d", name, resp.StatusCode)
+		}
+		return c
+	}
+	viewer, editor, admin := as("alice", "alice's password"), as("ed", "ed's password!"), as("root", "root's password")
+	// The fake store keeps no tags: an allowed PUT reaches the handler,
+	// which answers 404; a refused one stops at 403.
+	for _, tt := range []struct {
+		c            *http.Client
+		method, path string
+		want         int
+	}{
+		{viewer, "GET", "/api/sessions", 200},
+		{viewer, "PUT", "/api/sessions/s1/tags", 403},
+		{viewer, "POST", "/api/sessions/s1/notes", 403},
+		{viewer, "GET", "/api/users", 403},
+		{editor, "PUT", "/api/sessions/s1/tags", 404},
+		{editor, "GET", "/api/users", 403},
+		{editor, "DELETE", "/api/users/alice", 403},
+		{admin, "GET", "/api/users", 200},
+		{admin, "PUT", "/api/sessions/s1/tags", 404},
+	} {
+		if got, _ := status(t, tt.c, tt.method, ts.URL+tt.path); got != tt.want {
+			t.Errorf("%s %s: got %d, want %d", tt.method, tt.path, got, tt.want)
+		}
+	}
+}
