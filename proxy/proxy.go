@@ -35,6 +35,12 @@ import (
 // DefaultCookieName is the session cookie's name.
 const DefaultCookieName = "__loupe_sid"
 
+// replayLoginCookie is the replay server's login cookie (package replayer).
+// A browser signed in to a replay UI on the same host name as a site (the
+// demo's 127.0.0.1, any port) sends it to the site too; it is a key to
+// every recording, so the origin never gets it.
+const replayLoginCookie = "loupe_login"
+
 // Config configures a Proxy.
 type Config struct {
 	// Upstream is the origin every request is forwarded to. Required.
@@ -258,6 +264,7 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), sessionCookieKey{}, v))
 	}
 	p.stripSampledOut(pr)
+	stripCookie(pr.Out.Header, replayLoginCookie)
 	// Ask only for encodings the rewriter can decode, so an HTML page is never
 	// left unrecorded because of its encoding.
 	if ae := pr.Out.Header.Get("Accept-Encoding"); ae != "" {
