@@ -193,7 +193,7 @@ func TestArchiveEndToEnd(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	resp, err := http.Get(m.AdminURL + "/archive/" + a.Hash + "?u=" + url.QueryEscape(css) + "&t=1")
+	resp, err := adminGet(m.AdminURL + "/archive/" + a.Hash + "?u=" + url.QueryEscape(css) + "&t=1")
 	if err != nil {
 		t.Fatal(err)
 	}

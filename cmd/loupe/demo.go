@@ -49,8 +49,9 @@ Loupe demo is running.
   the demo shop itself:    %s
   the site through Loupe:  %s   <- browse here; you are recorded%s
   the replay UI:           %s   <- watch the sessions
-Press Ctrl-C to stop.
 `, cfg.Upstream, m.ProxyURL, tls, m.AdminURL)
+	m.describeFirstUser(stdout, "  ")
+	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
 	err = m.Wait(ctx)
 	if errors.Is(err, context.Canceled) {
 		return nil

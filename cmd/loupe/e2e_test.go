@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,6 +59,7 @@ func startLoupe(t *testing.T, origin string) *Main {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	signIn(t, m)
 	return m
 }
 
@@ -95,7 +97,7 @@ func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action
 
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := adminGet(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,10 +133,25 @@ type apiSession struct {
 // into a masked or blocked field is stored, and the player replays the page.
 func TestRecordAndReplay(t *testing.T) {
 	chromium := requireBrowser(t)
-	origin := httptest.NewServer(demo.Handler())
+	// The browser is signed in to the replay UI first: its login cookie,
+	// on the same host name, must not reach the origin through the proxy.
+	var leaked atomic.Int64
+	shop := demo.Handler()
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := r.Cookie("loupe_login"); err == nil {
+			leaked.Add(1)
+		}
+		shop.ServeHTTP(w, r)
+	}))
 	defer origin.Close()
 	m := startLoupe(t, origin.URL)
 	ctx := newBrowser(t, chromium)
+	browserSignIn(t, ctx, m)
+	defer func() {
+		if n := leaked.Load(); n > 0 {
+			t.Errorf("%d requests brought the replay UI's login cookie to the origin", n)
+		}
+	}()
 
 	// What the visitor types. None of it may reach the store.
 	secrets := map[string]string{
@@ -222,7 +239,7 @@ func TestRecordAndReplay(t *testing.T) {
 
 	// The events: in time order, with snapshots, clicks and inputs, and no
 	// typed secret anywhere.
-	resp, err := http.Get(m.AdminURL + "/api/sessions/" + sess.ID + "/events")
+	resp, err := adminGet(m.AdminURL + "/api/sessions/" + sess.ID + "/events")
 	if err != nil {
 		t.Fatal(err)
 	}

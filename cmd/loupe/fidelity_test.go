@@ -655,6 +655,7 @@ func TestArchiveFidelity(t *testing.T) {
 	// reference even now: the replay frame's origin cannot load the site's
 	// font without CORS headers.)
 	before := newBrowser(t, chromium)
+	browserSignIn(t, before, m)
 	shots := make([][]byte, len(mos))
 	for i, mo := range mos {
 		var rep frameReport
@@ -679,6 +680,7 @@ func TestArchiveFidelity(t *testing.T) {
 
 	// After the change, in a fresh browser (no cached copy of anything).
 	after := newBrowser(t, chromium)
+	browserSignIn(t, after, m)
 	for i, mo := range mos {
 		shot, rep := replayShot(t, after, m, sess.ID, mo)
 		checkArchived(t, m, "after the change", mo, rep)
@@ -698,6 +700,7 @@ func TestArchiveFidelity(t *testing.T) {
 	// The control: the raw recording replayed now loads the changed site,
 	// and must look different, so this test can fail.
 	afterLive := liveBrowser(t, chromium)
+	browserSignIn(t, afterLive, m)
 	for i, mo := range mos {
 		shot, _ := replayShot(t, afterLive, m, sess.ID, mo)
 		keep(t, "control "+mo.name, shot)
@@ -715,7 +718,7 @@ func TestArchiveFidelity(t *testing.T) {
 
 func getBody(t *testing.T, url string) []byte {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := adminGet(url)
 	if err != nil {
 		t.Fatal(err)
 	}

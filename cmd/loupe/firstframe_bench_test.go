@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/loupe-dev/loupe/replayer"
 	"github.com/loupe-dev/loupe/replayer/ui"
+	"github.com/loupe-dev/loupe/store"
 	"github.com/loupe-dev/loupe/store/sqlite"
 	"github.com/loupe-dev/loupe/store/storetest"
 )
@@ -59,6 +61,11 @@ func BenchmarkPlayerFirstFrame30Min(b *testing.B) {
 	b.Cleanup(srv.Close)
 
 	bctx := newBrowser(b, path)
+	hash, _ := bcrypt.GenerateFromPassword([]byte("bench password"), bcrypt.MinCost)
+	if err := db.AddUser(ctx, &store.User{Name: "bench", Role: store.RoleViewer, PasswordHash: string(hash)}); err != nil {
+		b.Fatal(err)
+	}
+	browserLogin(b, bctx, srv.URL, "bench", "bench password")
 	// The page's console, for the failure message.
 	var mu sync.Mutex
 	var console []string

@@ -8,6 +8,7 @@
 //	loupe demo                                     the built-in demo shop with Loupe in front
 //	loupe mitm --record-host shop.example          a forward proxy recording chosen hosts (lab studies)
 //	loupe certs init|export                        the CA loupe mitm signs with
+//	loupe users add NAME --role editor             who may sign in to the replay UI
 //	loupe version
 //
 // Every subcommand parses its flags into one Config (config.go), and Main
@@ -60,6 +61,7 @@ Usage:
   loupe mitm --record-host HOSTS [flags]   a forward proxy for lab studies: records those hosts
                                            in a test browser that trusts Loupe's CA
   loupe certs init|export [--data DIR]     make Loupe's CA for loupe mitm, or print it
+  loupe users list|add|passwd|role|remove  who may sign in to the replay UI, and their roles
   loupe version
 
 Every node of one deployment shares one store (--database postgres://…) and
@@ -122,6 +124,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runMITM(ctx, rest, stdout, stderr)
 	case "certs":
 		return runCerts(ctx, rest, stdout, stderr)
+	case "users":
+		return runUsers(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "loupe", version)
 		return nil

@@ -15,8 +15,6 @@ import (
 	"github.com/loupe-dev/loupe/injector"
 	"github.com/loupe-dev/loupe/injector/recorder"
 	"github.com/loupe-dev/loupe/proxy"
-	"github.com/loupe-dev/loupe/replayer"
-	"github.com/loupe-dev/loupe/replayer/ui"
 )
 
 // defaultMITMListen is loupe mitm's forward-proxy address.
@@ -72,6 +70,7 @@ func runMITM(ctx context.Context, args []string, stdout, stderr io.Writer) error
   the replay UI:                      %s
 The test browser must trust the CA: loupe certs export --data %s
 `, strings.Join(opts.Record, ", "), strings.TrimPrefix(m.ProxyURL, "http://"), m.AdminURL, cfg.Data)
+	m.describeFirstUser(stdout, "  ")
 	err = m.Wait(ctx)
 	// Requests in intercepted connections finish before the store closes.
 	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
@@ -151,7 +150,7 @@ func (m *Main) openMITM(ctx context.Context, opts mitmOptions) (*proxy.MITM, err
 	if err != nil {
 		return nil, err
 	}
-	rp, err := replayer.New(replayer.Config{Store: m.db, UI: ui.FS(), Logger: m.Logger})
+	rp, err := m.replayServer(ctx)
 	if err == nil {
 		err = m.startRetention()
 	}

@@ -105,6 +105,7 @@ func startMITM(t *testing.T, handler http.Handler) *mitmRig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mitm.Close(); m.Close() })
+	signIn(t, m)
 	ca, err := certs.LoadCA(data)
 	if err != nil {
 		t.Fatal(err)

@@ -106,7 +106,7 @@ func TestNetworkLog(t *testing.T) {
 			}
 		}
 		if time.Now().After(deadline) {
-			resp, _ := http.Get(m.AdminURL + "/api/sessions")
+			resp, _ := adminGet(m.AdminURL + "/api/sessions")
 			all, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
 			t.Fatalf("after 20 s, all sessions: %s\nsessions of user ada@example.test: %d, last %+v; want one with a server error", all, len(list.Sessions), sess)
@@ -189,6 +189,7 @@ func startLoupeUsers(t *testing.T, origin string, rules ...string) *Main {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	signIn(t, m)
 	return m
 }
 

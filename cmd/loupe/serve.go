@@ -22,7 +22,6 @@ import (
 	"github.com/loupe-dev/loupe/injector"
 	"github.com/loupe-dev/loupe/injector/recorder"
 	"github.com/loupe-dev/loupe/proxy"
-	"github.com/loupe-dev/loupe/replayer"
 	"github.com/loupe-dev/loupe/replayer/ui"
 	"github.com/loupe-dev/loupe/store"
 )
@@ -46,9 +45,12 @@ type Main struct {
 	// siteList are the sites of --config; nil without one.
 	siteList []*site
 
-	tok  *collector.Tokens
-	db   store.Store
-	arch *archive.Archiver // nil when archiving is off
+	tok *collector.Tokens
+	// firstLogin is the user and password made at this start because the
+	// store had no user (users.go); empty otherwise.
+	firstLogin struct{ name, password string }
+	db         store.Store
+	arch       *archive.Archiver // nil when archiving is off
 	// netlog delivers the proxy's network log; nil when no proxy runs.
 	netlog *proxy.RequestQueue
 	// stopLoops end the background loops (loop), in the order started.
@@ -99,8 +101,8 @@ func (m *Main) Open(ctx context.Context) error {
 		if err := m.openStore(ctx); err != nil {
 			return err
 		}
-		if rp, err = replayer.New(replayer.Config{Store: m.db, UI: ui.FS(), Logger: m.Logger}); err != nil {
-			return fmt.Errorf("replayer: %w", err)
+		if rp, err = m.replayServer(ctx); err != nil {
+			return err
 		}
 		if !ui.Built() {
 			m.Logger.Warn("the replay UI bundle is not built; run make build")
@@ -391,6 +393,7 @@ func (m *Main) describe(w io.Writer) {
 	}
 	if m.Roles.has(roleReplayer) {
 		fmt.Fprintf(w, "  the replay UI:          %s\n", m.AdminURL)
+		m.describeFirstUser(w, "  ")
 	}
 }
 

@@ -61,6 +61,7 @@ func TestSignalsInUI(t *testing.T) {
 	defer origin.Close()
 	m := startLoupe(t, origin.URL)
 	ctx := newBrowser(t, chromium)
+	browserSignIn(t, ctx, m)
 
 	do(t, ctx, "open the page", chromedp.Navigate(m.ProxyURL+"/"), chromedp.WaitVisible(chromedp.CSS("#fetch")))
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool]("!!(window.__loupe && window.__loupe.pv)", chromedp.WithPollingTimeout(10*time.Second))); err != nil {

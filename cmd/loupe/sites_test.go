@@ -422,6 +422,7 @@ func TestSitesInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	signIn(t, m)
 	_, port, _ := net.SplitHostPort(strings.TrimPrefix(m.ProxyURL, "http://"))
 
 	opts := []chromedp.ExecAllocatorOption{

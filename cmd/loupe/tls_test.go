@@ -278,6 +278,7 @@ func TestTLSChromiumHTTP2(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
+	signIn(t, m)
 	b, err := os.ReadFile(filepath.Join(m.Config.Data, certs.SelfSignedCertFile))
 	if err != nil {
 		t.Fatal(err)
