@@ -105,6 +105,11 @@ func fakeSession(id string) map[string]any {
 	}
 }
 
+// trickyStack, in the JS error's stack, is what splitting a streamed JSON
+// array must not cut at: brackets, a comma, an escaped quote and a
+// backslash inside a string.
+const trickyStack = `[{"k":"],\\"}]`
+
 // fakeEvents is a 20-second recording: one page, a snapshot, a JS error.
 func fakeEvents() []map[string]any {
 	el := func(id int, tag string, kids ...map[string]any) map[string]any {
@@ -120,7 +125,7 @@ func fakeEvents() []map[string]any {
 			"node":          map[string]any{"type": 0, "id": 1, "childNodes": []any{el(2, "html", el(3, "head"), body)}},
 			"initialOffset": map[string]any{"left": 0, "top": 0}}},
 		{"type": 5, "timestamp": t0 + 6_000, "data": map[string]any{"tag": "loupe.error", "payload": map[string]any{
-			"message": "Uncaught TypeError: x is undefined", "stack": "TypeError: x is undefined\n    at buy (app.js:3:7)", "source": "https://shop.test/app.js", "line": 3, "kind": "error"}}},
+			"message": "Uncaught TypeError: x is undefined", "stack": "TypeError: x is undefined\n    at buy (app.js:3:7) " + trickyStack, "source": "https://shop.test/app.js", "line": 3, "kind": "error"}}},
 		{"type": 5, "timestamp": t0 + 20_000, "data": map[string]any{"tag": "loupe.idle", "payload": map[string]any{}}},
 	}
 }
@@ -164,7 +169,19 @@ func (f *fakeAPI) routes(id string) *http.ServeMux {
 		j(w, out)
 	})
 	mux.HandleFunc("GET /api/sessions/{id}", func(w http.ResponseWriter, r *http.Request) { j(w, fakeSession(id)) })
-	mux.HandleFunc("GET /api/sessions/{id}/events", func(w http.ResponseWriter, r *http.Request) { j(w, fakeEvents()) })
+	mux.HandleFunc("GET /api/sessions/{id}/events", func(w http.ResponseWriter, r *http.Request) {
+		// In pieces of 7 bytes, each flushed: the player reads events as
+		// they stream in.
+		body, _ := json.Marshal(fakeEvents())
+		w.Header().Set("Content-Type", "application/json")
+		for len(body) > 0 {
+			n := min(7, len(body))
+			w.Write(body[:n])
+			w.(http.Flusher).Flush()
+			body = body[n:]
+			time.Sleep(time.Millisecond)
+		}
+	})
 	mux.HandleFunc("GET /api/sessions/{id}/timeline", func(w http.ResponseWriter, r *http.Request) { j(w, fakeTimeline) })
 	mux.HandleFunc("GET /api/sessions/{id}/requests", func(w http.ResponseWriter, r *http.Request) {
 		j(w, []map[string]any{
@@ -267,7 +284,10 @@ func run[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 1500)`))
+		// A page whose script never yields answers nothing: bounded.
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		page, _ := chromedp.Run(pctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 1500)`))
+		cancel()
 		t.Fatalf("%s: %v\npage: %s", what, err, page)
 	}
 }
@@ -399,7 +419,10 @@ func waitTrue(t *testing.T, ctx context.Context, what, expr string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 1500)`))
+			// A page whose script never yields answers nothing: bounded.
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		page, _ := chromedp.Run(pctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 1500)`))
+		cancel()
 			t.Fatalf("%s: still false after 10 s (%v)\npage: %s", what, err, page)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -468,6 +491,10 @@ func TestUIPlayer(t *testing.T) {
 	con := run(t, ctx, "console", chromedp.Evaluate[string](`document.querySelector('.panel--console').innerText`))
 	if !strings.Contains(con, "x is undefined") || !strings.Contains(con, "app.js:3") || strings.Count(con, "x is undefined") != 1 {
 		t.Errorf("console panel reads %q; want the error once, with its source", con)
+	}
+	// The stack (folded) came through the streamed events whole.
+	if stack := run(t, ctx, "stack", chromedp.Evaluate[string](`document.querySelector('.panel--console').textContent`)); !strings.Contains(stack, trickyStack) {
+		t.Errorf("console panel holds %q; want the whole stack, with %s", stack, trickyStack)
 	}
 	run(t, ctx, "network tab", chromedp.Click(chromedp.CSS(".side__tab[data-tab=network]")))
 	failed := run(t, ctx, "network", chromedp.Evaluate[string](`[...document.querySelectorAll('.panel--network .req--failed')].map(r => r.innerText.replace(/\s+/g, ' ')).join(' | ')`))

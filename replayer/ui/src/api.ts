@@ -130,6 +130,22 @@ export class APIError extends Error {
   }
 }
 
+/** failure is the APIError of a response that is not ok, with the server's safe message. */
+async function failure(res: Response): Promise<APIError> {
+  if (res.status === 401) {
+    // The login ended (expired, signed out elsewhere): sign in again and come back.
+    location.assign('/login?next=' + encodeURIComponent(location.pathname + location.search));
+  }
+  let msg = `${res.status} ${res.statusText}`.trim();
+  try {
+    const b = (await res.json()) as { error?: unknown };
+    if (typeof b.error === 'string' && b.error) msg = b.error;
+  } catch {
+    // not JSON: keep the status line
+  }
+  return new APIError(msg, res.status);
+}
+
 /** call fetches url and parses JSON, throwing the server's safe message on failure. */
 async function call<T>(method: string, url: string, body?: unknown): Promise<T> {
   let res: Response;
@@ -143,20 +159,7 @@ async function call<T>(method: string, url: string, body?: unknown): Promise<T> 
   } catch {
     throw new APIError('The replay server did not answer.', 0);
   }
-  if (res.status === 401) {
-    // The login ended (expired, signed out elsewhere): sign in again and come back.
-    location.assign('/login?next=' + encodeURIComponent(location.pathname + location.search));
-  }
-  if (!res.ok) {
-    let msg = `${res.status} ${res.statusText}`.trim();
-    try {
-      const b = (await res.json()) as { error?: unknown };
-      if (typeof b.error === 'string' && b.error) msg = b.error;
-    } catch {
-      // not JSON: keep the status line
-    }
-    throw new APIError(msg, res.status);
-  }
+  if (!res.ok) throw await failure(res);
   if (res.status === 204) return undefined as T;
   const text = await res.text();
   if (!text) return undefined as T;
@@ -180,7 +183,94 @@ export async function listSessions(query: URLSearchParams): Promise<SessionPage>
 }
 
 export const session = (id: string) => getJSON<Session>(base(id));
-export const events = (id: string) => getJSON<RRwebEvent[]>(`${base(id)}/events`);
+/**
+ * streamEvents reads a session's events as they arrive: onEvents gets each
+ * run of complete events, in order, so that a replay can start before the
+ * last of a long session is in. It resolves once all are in.
+ */
+export async function streamEvents(id: string, onEvents: (evs: RRwebEvent[]) => void): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(`${base(id)}/events`, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
+  } catch {
+    throw new APIError('The replay server did not answer.', 0);
+  }
+  if (!res.ok) throw await failure(res);
+  const split = new ArraySplitter();
+  const incomplete = () => new APIError('The server sent an incomplete answer.', res.status);
+  if (!res.body) {
+    onEvents(split.push(await res.text()).map((t) => JSON.parse(t) as RRwebEvent));
+  } else {
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    for (;;) {
+      let chunk: ReadableStreamReadResult<string>;
+      try {
+        chunk = await reader.read();
+      } catch {
+        throw incomplete(); // the server cut the body short
+      }
+      if (chunk.done) break;
+      const parts = split.push(chunk.value);
+      if (parts.length) onEvents(JSON.parse('[' + parts.join(',') + ']') as RRwebEvent[]);
+    }
+  }
+  if (!split.ended) throw incomplete();
+}
+
+/**
+ * ArraySplitter cuts the text of one JSON array, given in pieces, into the
+ * texts of its elements as each completes. It only tracks nesting and
+ * strings; JSON.parse checks the elements.
+ */
+export class ArraySplitter {
+  /** ended: the array's closing bracket has been read. */
+  ended = false;
+  private started = false;
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+  private inElement = false;
+  private pending = ''; // the current element's text from earlier pieces
+
+  push(piece: string): string[] {
+    const out: string[] = [];
+    let from = this.inElement ? 0 : -1; // where the current element starts in piece
+    for (let i = 0; i < piece.length; i++) {
+      const c = piece.charCodeAt(i);
+      if (this.inString) {
+        if (this.escaped) this.escaped = false;
+        else if (c === 0x5c) this.escaped = true; // backslash
+        else if (c === 0x22) this.inString = false; // quote
+        continue;
+      }
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) continue;
+      if (this.ended) throw new APIError('The server sent text after the events.', 0);
+      if (!this.started) {
+        if (c !== 0x5b) throw new APIError('The server sent no list of events.', 0);
+        this.started = true;
+        continue;
+      }
+      if (this.depth === 0 && (c === 0x2c || c === 0x5d)) {
+        // A comma or the closing bracket at the top ends the element.
+        if (this.inElement) out.push((this.pending + piece.slice(from, i)).trim());
+        this.pending = '';
+        this.inElement = false;
+        from = -1;
+        if (c === 0x5d) this.ended = true;
+        continue;
+      }
+      if (!this.inElement) {
+        this.inElement = true;
+        from = i;
+      }
+      if (c === 0x22) this.inString = true;
+      else if (c === 0x7b || c === 0x5b) this.depth++;
+      else if (c === 0x7d || c === 0x5d) this.depth--;
+    }
+    if (this.inElement) this.pending += piece.slice(from);
+    return out;
+  }
+}
 
 /** unwrap accepts either a bare array or an object holding it under key. */
 function unwrap<T>(v: unknown, key: string): T[] {

@@ -9,7 +9,7 @@
 
 import rrwebPlayer from 'rrweb-player';
 import {
-  events as fetchEvents,
+  streamEvents,
   requests as fetchRequests,
   session as fetchSession,
   timeline as fetchTimeline,
@@ -69,20 +69,38 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
   mount(root, topBar(back, title, tools), main);
 
   let s: Session;
-  let evs: RRwebEvent[];
+  // The events stream in: the replay starts once the first page snapshot
+  // is in (a long session's first frame does not wait for its end), and
+  // what arrives later goes to the player (onMore) as it comes.
+  const evs: RRwebEvent[] = [];
+  let complete = false;
+  let onMore: ((batch: RRwebEvent[]) => void) | null = null;
+  let snapshotIn!: () => void;
+  const snapshot = new Promise<void>((resolve) => (snapshotIn = resolve));
+  const loaded = streamEvents(id, (batch) => {
+    for (const e of batch) evs.push(e);
+    if (onMore) onMore(batch);
+    else if (batch.some((e) => e.type === EVENT_FULL_SNAPSHOT)) snapshotIn();
+  }).then(() => {
+    complete = true;
+  });
   let timelineP: Promise<Settled<TimelineEntry[]>>;
   let requestsP: Promise<Settled<NetRequest[]>>;
   try {
-    // The timeline and the network log load beside the events; the
-    // player starts as soon as the events are in.
+    // The timeline and the network log load beside the events.
     const sP = fetchSession(id);
     timelineP = settle(fetchTimeline(id));
     requestsP = settle(sP.then((x) => fetchRequests(id, Date.parse(x.started_at))));
-    [s, evs] = await Promise.all([sP, fetchEvents(id)]);
+    [s] = await Promise.all([sP, Promise.race([snapshot, loaded])]);
   } catch (err) {
     mount(main, notice('error', 'This session could not be loaded', h('p', {}, (err as Error).message)));
     return;
   }
+  let ended = false; // the stream is over, whole or not
+  const rest = settle(loaded).then((r) => {
+    ended = true;
+    return r;
+  });
 
   const stage = h('div', { class: 'stage' });
   const bar = h('div', { class: 'timeline', 'aria-label': 'Timeline' });
@@ -106,7 +124,8 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
   const left = h('div', { class: 'player-col' }, stage, bar, legend);
   mount(main, facts(s, id), h('div', { class: 'player-layout' }, left, side));
 
-  if (!Array.isArray(evs) || evs.length < 2) {
+  if (evs.length < 2 && !complete) await rest; // the snapshot came alone
+  if (evs.length < 2) {
     mount(stage, notice('empty', 'Nothing to replay', h('p', {}, 'This session has fewer than two recorded events.')));
     return;
   }
@@ -133,9 +152,11 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
       props: {
         // rrweb's eventWithTime is a union of every event shape; the API
         // hands back exactly what the recorder sent.
-        events: evs as never,
+        events: evs.slice() as never,
         ...size(),
-        autoPlay: t === null,
+        // Until the last events are in, the player shows the first frame
+        // (or t) and waits; playing past what is loaded would end early.
+        autoPlay: t === null && complete,
         skipInactive: true,
         showController: true,
         speedOption: SPEEDS,
@@ -148,9 +169,22 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
     return;
   }
   window.loupePlayer = player;
+  onMore = (batch) => {
+    // One meta update (the controller's length) per run of events.
+    const r = player.getReplayer();
+    batch.forEach((e, i) => (i === batch.length - 1 ? player.addEvent(e as never) : r.addEvent(e as never)));
+  };
+  if (t !== null) {
+    // Seek once the events reach t.
+    const first = evs[0].timestamp;
+    while (!ended && evs[evs.length - 1].timestamp - first < t) {
+      await Promise.race([rest, new Promise((r) => setTimeout(r, 50))]);
+    }
+  }
 
+  const autoPlayed = t === null && complete;
   let current = t ?? 0;
-  let state = t === null ? 'playing' : 'paused';
+  let state = autoPlayed ? 'playing' : 'paused';
   const clock: Clock = {
     now: () => current,
     playing: () => state === 'playing',
@@ -209,6 +243,15 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
   helpBtn.addEventListener('click', () => help.toggle());
   mount(tools, h('span', { class: 'share' }, share, shareBtn), helpBtn);
   document.body.append(help.el);
+
+  // The panels read the whole recording.
+  const got = await rest;
+  if (!got.ok) {
+    stage.append(notice('error', 'The rest of this session could not be loaded', h('p', {}, got.error)));
+  } else if (t === null && !autoPlayed) {
+    player.play();
+    state = 'playing';
+  }
 
   // Timeline items: from the server when it has them, else from the
   // recording itself (pages, clicks, JS errors).
