@@ -93,15 +93,10 @@ func New(cfg Config) (*Server, error) {
 
 // routes lists every route of the replay server and the role each needs.
 func (s *Server) routes() *http.ServeMux {
-	viewer := func(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return s.need(store.RoleViewer, fn)
+	as := func(role store.Role) func(func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+		return func(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler { return s.need(role, fn) }
 	}
-	editor := func(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return s.need(store.RoleEditor, fn)
-	}
-	admin := func(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return s.need(store.RoleAdmin, fn)
-	}
+	viewer, editor, admin := as(store.RoleViewer), as(store.RoleEditor), as(store.RoleAdmin)
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", viewer(s.sessionsPage))
 	mux.Handle("GET /sessions/{id}", viewer(s.playerPage))
