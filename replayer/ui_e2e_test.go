@@ -420,9 +420,9 @@ func waitTrue(t *testing.T, ctx context.Context, what, expr string) {
 		}
 		if time.Now().After(deadline) {
 			// A page whose script never yields answers nothing: bounded.
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		page, _ := chromedp.Run(pctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 1500)`))
-		cancel()
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			page, _ := chromedp.Run(pctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText.slice(0, 1500)`))
+			cancel()
 			t.Fatalf("%s: still false after 10 s (%v)\npage: %s", what, err, page)
 		}
 		time.Sleep(100 * time.Millisecond)
