@@ -44,6 +44,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -219,6 +220,32 @@ type SignalState struct {
 	// submit control, 0 if none; InputNode its field.
 	InputAt   int64 `json:"in,omitempty"`
 	InputNode int   `json:"innode,omitempty"`
+}
+
+// DecodeSignalState reads a page view's signal state as the stores keep
+// it (SignalState.Encode); "" is the empty state.
+func DecodeSignalState(s string) (SignalState, error) {
+	var st SignalState
+	if s == "" {
+		return st, nil
+	}
+	if err := json.Unmarshal([]byte(s), &st); err != nil {
+		return st, fmt.Errorf("decode signal state: %w", err)
+	}
+	return st, nil
+}
+
+// Encode is st as the stores keep it with the page view: JSON, or "" when
+// empty.
+func (st *SignalState) Encode() (string, error) {
+	if st.Empty() {
+		return "", nil
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return "", fmt.Errorf("encode signal state: %w", err)
+	}
+	return string(b), nil
 }
 
 // PendingClick is a click whose verdict waits for later events.

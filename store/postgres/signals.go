@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -19,7 +18,7 @@ import (
 // state. It stores the signals, the states and the session's counters and
 // friction.
 func deriveSignals(ctx context.Context, tx dbtx, b *store.Batch, stateJSON string, isNew bool) error {
-	st, err := decodeState(stateJSON)
+	st, err := store.DecodeSignalState(stateJSON)
 	if err != nil {
 		return fmt.Errorf("page view %q: %w", b.PageViewID, err)
 	}
@@ -34,7 +33,7 @@ func deriveSignals(ctx context.Context, tx dbtx, b *store.Batch, stateJSON strin
 	// One round trip for the state, the signals and the counters; a second
 	// one if the friction changed.
 	var q pgx.Batch
-	newState, err := encodeState(&st)
+	newState, err := st.Encode()
 	if err != nil {
 		return err
 	}
@@ -162,7 +161,7 @@ func endPageViews(ctx context.Context, tx dbtx, b *store.Batch) ([]store.Signal,
 	}
 	var sigs []store.Signal
 	for _, o := range opens {
-		st, err := decodeState(o.state)
+		st, err := store.DecodeSignalState(o.state)
 		if err != nil {
 			return nil, fmt.Errorf("page view %q: %w", o.id, err)
 		}
@@ -174,33 +173,10 @@ func endPageViews(ctx context.Context, tx dbtx, b *store.Batch) ([]store.Signal,
 	return sigs, nil
 }
 
-func decodeState(s string) (store.SignalState, error) {
-	var st store.SignalState
-	if s == "" {
-		return st, nil
-	}
-	if err := json.Unmarshal([]byte(s), &st); err != nil {
-		return st, fmt.Errorf("decode signal state: %w", err)
-	}
-	return st, nil
-}
-
-// encodeState is st as the page view keeps it: "" when empty.
-func encodeState(st *store.SignalState) (string, error) {
-	if st.Empty() {
-		return "", nil
-	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return "", fmt.Errorf("encode signal state: %w", err)
-	}
-	return string(b), nil
-}
-
 // saveState writes st as the page view's state unless it is unchanged
 // from old.
 func saveState(ctx context.Context, tx dbtx, pageViewID, old string, st *store.SignalState) error {
-	s, err := encodeState(st)
+	s, err := st.Encode()
 	if err != nil || s == old {
 		return err
 	}
@@ -366,7 +342,7 @@ func (db *DB) endIdle(ctx context.Context, id, session string, cutoff int64) (bo
 	if err != nil {
 		return false, err
 	}
-	st, err := decodeState(state)
+	st, err := store.DecodeSignalState(state)
 	if err != nil {
 		return false, err
 	}

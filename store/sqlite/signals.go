@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -37,7 +36,7 @@ const (
 // session's earlier page views that still hold state. It stores the
 // signals, the states and the session's counters and friction.
 func (db *DB) deriveSignals(ctx context.Context, tx *sql.Tx, b *store.Batch, stateJSON string, isNew bool) error {
-	st, err := decodeState(stateJSON)
+	st, err := store.DecodeSignalState(stateJSON)
 	if err != nil {
 		return fmt.Errorf("page view %q: %w", b.PageViewID, err)
 	}
@@ -86,7 +85,7 @@ func (db *DB) endPageViews(ctx context.Context, tx *sql.Tx, b *store.Batch) ([]s
 	}
 	var sigs []store.Signal
 	for _, o := range opens {
-		st, err := decodeState(o.state)
+		st, err := store.DecodeSignalState(o.state)
 		if err != nil {
 			return nil, fmt.Errorf("page view %q: %w", o.id, err)
 		}
@@ -98,30 +97,12 @@ func (db *DB) endPageViews(ctx context.Context, tx *sql.Tx, b *store.Batch) ([]s
 	return sigs, nil
 }
 
-func decodeState(s string) (store.SignalState, error) {
-	var st store.SignalState
-	if s == "" {
-		return st, nil
-	}
-	if err := json.Unmarshal([]byte(s), &st); err != nil {
-		return st, fmt.Errorf("decode signal state: %w", err)
-	}
-	return st, nil
-}
-
 // saveState writes st as the page view's state unless it is unchanged
 // from old.
 func (db *DB) saveState(ctx context.Context, tx *sql.Tx, pageViewID, old string, st *store.SignalState) error {
-	s := ""
-	if !st.Empty() {
-		b, err := json.Marshal(st)
-		if err != nil {
-			return fmt.Errorf("encode signal state: %w", err)
-		}
-		s = string(b)
-	}
-	if s == old {
-		return nil
+	s, err := st.Encode()
+	if err != nil || s == old {
+		return err
 	}
 	if _, err := tx.StmtContext(ctx, db.stmts.saveState).ExecContext(ctx, s, pageViewID); err != nil {
 		return fmt.Errorf("save signal state: %w", err)
@@ -289,7 +270,7 @@ func (db *DB) EndIdlePageViews(ctx context.Context, idleBefore time.Time, limit 
 		return 0, fmt.Errorf("end idle page views: %w", err)
 	}
 	for _, p := range idles {
-		st, err := decodeState(p.state)
+		st, err := store.DecodeSignalState(p.state)
 		if err != nil {
 			return 0, fmt.Errorf("end idle page views: page view %q: %w", p.id, err)
 		}
