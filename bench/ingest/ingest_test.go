@@ -206,7 +206,7 @@ func run(b *testing.B, spec string, pg *pgtest.Server, open func() (store.Store,
 		events += int64(r.events)
 	}
 
-	cpu0, pg0 := processCPU(pid), serverCPU(pg)
+	cpu0, pg0 := processCPU(b, pid), serverCPU(pg)
 	b.ResetTimer()
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -239,7 +239,7 @@ func run(b *testing.B, spec string, pg *pgtest.Server, open func() (store.Store,
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	cpu, pgCPU := processCPU(pid)-cpu0, serverCPU(pg)-pg0
+	cpu, pgCPU := processCPU(b, pid)-cpu0, serverCPU(pg)-pg0
 	client.CloseIdleConnections()
 	stop()
 	if n := failed.Load(); n > 0 {
@@ -290,10 +290,10 @@ func storedRatio(b *testing.B, st store.Store) float64 {
 }
 
 // processCPU is the user+system CPU time of process pid, from /proc.
-func processCPU(pid int) time.Duration {
+func processCPU(b *testing.B, pid int) time.Duration {
 	cpu, _, err := procStat(pid)
 	if err != nil {
-		panic(err) // the collector is running: its stat is there
+		b.Fatalf("the collector's CPU time: %v", err)
 	}
 	return cpu
 }
