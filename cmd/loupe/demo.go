@@ -42,13 +42,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer m.Close()
 	tls := ""
 	if m.ProxyTLSURL != "" {
-		tls = "\n  the site over TLS:       " + m.ProxyTLSURL
+		tls = "\n  the site over TLS:      " + m.ProxyTLSURL
 	}
 	fmt.Fprintf(stdout, `
 Loupe demo is running.
-  the demo shop itself:    %s
-  the site through Loupe:  %s   <- browse here; you are recorded%s
-  the replay UI:           %s   <- watch the sessions
+  the demo shop itself:   %s
+  the site through Loupe: %s   <- browse here; you are recorded%s
+  the replay UI:          %s   <- watch the sessions
 `, cfg.Upstream, m.ProxyURL, tls, m.AdminURL)
 	m.describeFirstUser(stdout, "  ")
 	fmt.Fprintln(stdout, "Press Ctrl-C to stop.")
