@@ -258,13 +258,20 @@ func (p *Proxy) rewriteRequest(pr *httputil.ProxyRequest) {
 	if p.cfg.Archive != nil && p.siteHost(pr.In.Host) {
 		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), publicURLKey{}, publicURL(pr.In)))
 	}
-	// Forward the session cookie's value in the context only; the origin
-	// never sees Loupe's cookie.
-	if v := stripCookie(pr.Out.Header, p.cfg.CookieName); v != "" {
-		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), sessionCookieKey{}, v))
+	// Loupe's cookies never reach the origin: the session cookie's and the
+	// sampled-out cookie's values go on in the context only, and the
+	// replay UI's login is dropped.
+	sampledOut := ""
+	if p.cfg.Record != nil {
+		sampledOut = p.sampledOutCookie()
 	}
-	p.stripSampledOut(pr)
-	stripCookie(pr.Out.Header, replayLoginCookie)
+	v := stripCookies(pr.Out.Header, [3]string{p.cfg.CookieName, sampledOut, replayLoginCookie})
+	if v[0] != "" {
+		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), sessionCookieKey{}, v[0]))
+	}
+	if v[1] != "" {
+		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), sampledOutKey{}, v[1]))
+	}
 	// Ask only for encodings the rewriter can decode, so an HTML page is never
 	// left unrecorded because of its encoding.
 	if ae := pr.Out.Header.Get("Accept-Encoding"); ae != "" {

@@ -215,7 +215,9 @@ func TestSessionContinuesAndCookieStaysWithLoupe(t *testing.T) {
 	sid1 := tokenOf(t, tk, body).SessionID
 	cookie := resp.Cookies()[0]
 
-	_, body = get(t, srv.URL+"/b", map[string]string{"Cookie": "theme=dark; " + cookie.Name + "=" + cookie.Value + "; cart=3"})
+	// The replay UI's login, if the browser has one for this host name,
+	// stays with Loupe too.
+	_, body = get(t, srv.URL+"/b", map[string]string{"Cookie": "theme=dark; " + cookie.Name + "=" + cookie.Value + "; loupe_login=ana|9|mac; cart=3"})
 	tok2 := tokenOf(t, tk, body)
 	sid2, pv2 := tok2.SessionID, tok2.ID
 	if sid1 == "" || sid2 != sid1 {

@@ -7,7 +7,6 @@ import (
 	"hash/fnv"
 	"math"
 	"net/http"
-	"net/http/httputil"
 	"path"
 	"strings"
 
@@ -170,18 +169,6 @@ type sampledOutKey struct{}
 // are decided the same way, but under another name than the session
 // cookie's, which means "recorded" (the network log follows that one).
 func (p *Proxy) sampledOutCookie() string { return p.cfg.CookieName + "_out" }
-
-// stripSampledOut removes the sampled-out cookie from the request to the
-// upstream, keeping its value in the context: the origin never sees
-// Loupe's cookies. It does nothing without Config.Record.
-func (p *Proxy) stripSampledOut(pr *httputil.ProxyRequest) {
-	if p.cfg.Record == nil {
-		return
-	}
-	if v := stripCookie(pr.Out.Header, p.sampledOutCookie()); v != "" {
-		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), sampledOutKey{}, v))
-	}
-}
 
 // pageSession resolves the session of the page being decided, only if the
 // decision asks for it: the session cookie's, else the sampled-out

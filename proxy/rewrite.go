@@ -210,35 +210,47 @@ func privateCacheControl(cc string) string {
 	return strings.Join(append([]string{"private"}, keep...), ", ")
 }
 
-// stripCookie removes the cookie named name from h's Cookie headers and
-// returns its value.
-func stripCookie(h http.Header, name string) string {
+// stripCookies removes the cookies named in names (an empty name matches
+// none) from h's Cookie headers, in one pass, and returns their values in
+// the same order.
+func stripCookies(h http.Header, names [3]string) (values [3]string) {
 	lines := h.Values("Cookie")
 	if len(lines) == 0 {
-		return ""
+		return values
 	}
-	var value string
+	found := false
 	var kept []string
 	for _, line := range lines {
-		for _, part := range strings.Split(line, ";") {
-			k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-			if k == name {
-				value = v
+		for part := range strings.SplitSeq(line, ";") {
+			part = strings.TrimSpace(part)
+			k, v, _ := strings.Cut(part, "=")
+			if i := cookieIndex(names, k); i >= 0 {
+				values[i] = v
+				found = true
 				continue
 			}
-			if strings.TrimSpace(part) != "" {
-				kept = append(kept, strings.TrimSpace(part))
+			if part != "" {
+				kept = append(kept, part)
 			}
 		}
 	}
-	if value == "" {
-		return ""
+	if !found {
+		return values
 	}
 	h.Del("Cookie")
 	if len(kept) > 0 {
 		h.Set("Cookie", strings.Join(kept, "; "))
 	}
-	return value
+	return values
+}
+
+func cookieIndex(names [3]string, k string) int {
+	for i, n := range names {
+		if n != "" && n == k {
+			return i
+		}
+	}
+	return -1
 }
 
 type readCloser struct {
