@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/loupe-dev/loupe/replayer/replayertest"
 	"github.com/loupe-dev/loupe/store"
+	"github.com/loupe-dev/loupe/store/postgres/pgtest"
 	"github.com/loupe-dev/loupe/store/sqlite"
 )
 
@@ -213,4 +216,52 @@ func regexpLines(s string, patterns ...string) bool {
 
 func bcryptMismatch(hash, password string) bool {
 	return bcrypt.CompareHashAndPassword([]byte(hash), []byte(password)) != nil
+}
+
+// TestTwoReplayersOneLogin: two replay server processes on one PostgreSQL
+// with one secret: the first makes the admin, the second none; a user
+// added with loupe users signs in on one and is signed in on the other, as
+// behind a load balancer. (Starts at once are storetest's FirstConcurrent.)
+func TestTwoReplayersOneLogin(t *testing.T) {
+	dsn := pgtest.Start(t, pgtest.Fast()).CreateDB(t)
+	var procs [2]*proc
+	for i := range procs {
+		procs[i] = startProc(t, []string{"the replay UI"}, "replayer", "--database", dsn,
+			"--admin", "127.0.0.1:0", "--data", t.TempDir())
+	}
+
+	cmd := exec.Command(loupeBin, "users", "add", "ana", "--role", "viewer", "--password-stdin", "--database", dsn)
+	cmd.Stdin = strings.NewReader("ana's long password\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("loupe users add: %v\n%s", err, out)
+	}
+	out, err := exec.Command(loupeBin, "users", "list", "--database", dsn).CombinedOutput()
+	if err != nil || !regexpLines(string(out), `^NAME\s+ROLE\s+ADDED$`, `^admin\s+admin\s`, `^ana\s+viewer\s`) {
+		t.Fatalf("loupe users list: %v\n%s; want one admin and ana", err, out)
+	}
+
+	a, b := procs[0].url("the replay UI"), procs[1].url("the replay UI")
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := c.PostForm(a+"/login", url.Values{"name": {"ana"}, "password": {"ana's long password"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/" {
+		t.Fatalf("sign in on A: %s at %s", resp.Status, resp.Request.URL)
+	}
+	// The cookie jar sends 127.0.0.1's cookie to every port: B gets A's login.
+	for _, base := range []string{a, b} {
+		var me struct{ Name, Role string }
+		resp, err := c.Get(base + "/api/me")
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&me)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || me.Name != "ana" || me.Role != "viewer" {
+			t.Errorf("GET %s/api/me with A's login: %d %+v; want ana, viewer", base, resp.StatusCode, me)
+		}
+	}
 }
