@@ -414,3 +414,35 @@ func TestUsersAPI(t *testing.T) {
 		t.Errorf("the deleted user's login: %d, want 401 at once", code)
 	}
 }
+
+// TestChangeOwnPassword: a user changes its password with the old one; the
+// login goes on under a new cookie, and its other logins end.
+func TestChangeOwnPassword(t *testing.T) {
+	hs, db := apiServer(t)
+	me := replayertest.Client(t, hs.URL, db, store.RoleViewer)
+	other := replayertest.Client(t, hs.URL, db, store.RoleViewer) // the same user, another browser
+	for _, tt := range []struct {
+		body string
+		want int
+	}{
+		{`{"old":"wrong","new":"a brand new password"}`, 403},
+		{`{"old":"password of a test user","new":"short"}`, 400},
+		{`{"old":"password of a test user"}`, 400},
+		{`not json`, 400},
+		{`{"old":"password of a test user","new":"a brand new password"}`, 204},
+	} {
+		if code, body := callAs(t, me, "PUT", hs.URL+"/api/me/password", tt.body, nil); code != tt.want {
+			t.Errorf("%s: %d %s, want %d", tt.body, code, body, tt.want)
+		}
+	}
+	if code, _ := callAs(t, me, "GET", hs.URL+"/api/me", "", nil); code != 200 {
+		t.Errorf("after the change, the same browser: %d, want 200 (a new cookie)", code)
+	}
+	if code, _ := callAs(t, other, "GET", hs.URL+"/api/me", "", nil); code != 401 {
+		t.Errorf("after the change, the other browser: %d, want 401", code)
+	}
+	u, err := db.User(context.Background(), "test-viewer")
+	if err != nil || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte("a brand new password")) != nil {
+		t.Errorf("stored password is not the new one (%v)", err)
+	}
+}

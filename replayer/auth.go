@@ -275,7 +275,7 @@ func (s *Server) need(role store.Role, fn func(w http.ResponseWriter, r *http.Re
 // isPage reports whether r is for one of the UI's HTML pages.
 func isPage(r *http.Request) bool {
 	p := r.URL.Path
-	return r.Method == http.MethodGet && (p == "/" || strings.HasPrefix(p, "/sessions/"))
+	return r.Method == http.MethodGet && (p == "/" || p == "/account" || strings.HasPrefix(p, "/sessions/"))
 }
 
 // localPath returns next if it is a path on this server, else "/".

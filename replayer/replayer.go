@@ -112,7 +112,9 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("DELETE /api/sessions/{id}/notes/{note}", editor(s.deleteNote))
 	mux.Handle("GET /api/sessions/{id}/assets.warc", viewer(s.getWARC))
 	mux.Handle("GET "+archivePath+"{hash}", viewer(s.getArchived))
+	mux.Handle("GET /account", viewer(s.accountPage))
 	mux.Handle("GET /api/me", viewer(s.getMe))
+	mux.Handle("PUT /api/me/password", viewer(s.putMyPassword))
 	mux.Handle("GET /api/users", admin(s.listUsers))
 	mux.Handle("POST /api/users", admin(s.postUser))
 	mux.Handle("PATCH /api/users/{name}", admin(s.patchUser))
@@ -335,7 +337,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 var shell = template.Must(template.New("shell").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}} · Loupe</title><link rel="stylesheet" href="/ui/app.css"></head>
-<body><header class="account">Signed in as <b>{{.User}}</b> ({{.Role}})
+<body><header class="account">Signed in as <a href="/account"><b>{{.User}}</b></a> ({{.Role}})
 <form method="post" action="/logout"><button type="submit">Sign out</button></form></header>
 <div id="app" data-page="{{.Page}}" data-user="{{.User}}" data-role="{{.Role}}"{{if .Session}} data-session="{{.Session}}"{{end}}{{if .T}} data-t="{{.T}}"{{end}}>
 {{if not .Built}}<p>The UI bundle is not built. Run <code>make build</code>.</p>{{end}}</div>
@@ -354,6 +356,12 @@ func (s *Server) uiBuilt() bool {
 	}
 	_, err := fs.Stat(s.cfg.UI, "app.js")
 	return err == nil
+}
+
+// accountPage is the signed-in user's page: its password, and for an
+// admin, the users.
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request) error {
+	return s.renderShell(w, r, shellData{Title: "Account", Page: "account"})
 }
 
 func (s *Server) sessionsPage(w http.ResponseWriter, r *http.Request) error {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/loupe-dev/loupe/replayer"
 	"github.com/loupe-dev/loupe/replayer/replayertest"
@@ -260,13 +261,19 @@ func startUI(t *testing.T, ctx context.Context, id string, role store.Role) (*ht
 	}))
 	t.Cleanup(hs.Close)
 	name, password := replayertest.AddUser(t, users, role)
+	uiSignIn(t, ctx, hs.URL, name, password)
+	return hs, api
+}
+
+// uiSignIn signs the browser in through the login page.
+func uiSignIn(t *testing.T, ctx context.Context, base, name, password string) {
+	t.Helper()
 	run(t, ctx, "sign in", chromedp.Steps(
-		chromedp.Navigate(hs.URL+"/login"),
+		chromedp.Navigate(base+"/login"),
 		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), name),
 		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#app[data-page="sessions"]`))))
-	return hs, api
 }
 
 // run runs a, retrying while a navigation replaces the page under it
@@ -599,4 +606,64 @@ func TestUIViewer(t *testing.T) {
 	if want := "Signed in as test-viewer (viewer) Sign out"; got.Account != want {
 		t.Errorf("account bar %q, want %q", got.Account, want)
 	}
+}
+
+// TestUIAccount: an admin adds a user, changes its role and its own
+// password on the account page, and the store holds what the page did.
+func TestUIAccount(t *testing.T) {
+	ctx := uiBrowser(t)
+	users := replayertest.NewUsers()
+	srv, err := replayer.New(replayer.Config{Store: pageStore{}, Users: users, UI: ui.FS(),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	name, password := replayertest.AddUser(t, users, store.RoleAdmin)
+	uiSignIn(t, ctx, hs.URL, name, password)
+
+	user := func(n string) *store.User {
+		u, _ := users.User(context.Background(), n)
+		return u
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				page, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText.slice(0, 1500)`))
+				t.Fatalf("%s: not after 10 s\npage: %s", what, page)
+			}
+		}
+	}
+
+	run(t, ctx, "open the account page", chromedp.Steps(chromedp.Navigate(hs.URL+"/account"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-user="test-admin"]`))))
+	run(t, ctx, "add a user", chromedp.Steps(
+		chromedp.SendKeys(chromedp.CSS(`.users__add input[name="name"]`), "vic"),
+		chromedp.SetValue(chromedp.CSS(`.users__add select[name="role"]`), "editor"),
+		chromedp.SendKeys(chromedp.CSS(`.users__add input[name="password"]`), "vic's long password"),
+		chromedp.Click(chromedp.CSS(`.users__add button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-user="vic"]`))))
+	if u := user("vic"); u == nil || u.Role != store.RoleEditor || bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte("vic's long password")) != nil {
+		t.Fatalf("vic as stored: %+v; want an editor with the password typed", u)
+	}
+	run(t, ctx, "make vic a viewer", chromedp.Evaluate[bool](`(() => {
+		const s = document.querySelector('tr[data-user="vic"] select');
+		s.value = 'viewer';
+		return s.dispatchEvent(new Event('change'));
+	})()`))
+	waitFor("vic a viewer", func() bool { u := user("vic"); return u != nil && u.Role == store.RoleViewer })
+
+	run(t, ctx, "change my password", chromedp.Steps(
+		chromedp.SendKeys(chromedp.CSS(`input[name="old"]`), password),
+		chromedp.SendKeys(chromedp.CSS(`input[name="new"]`), "the admin's new password"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="again"]`), "the admin's new password"),
+		chromedp.Click(chromedp.CSS(`.account__form button[type="submit"]`))))
+	waitFor("the admin's new password stored", func() bool {
+		return bcrypt.CompareHashAndPassword([]byte(user(name).PasswordHash), []byte("the admin's new password")) == nil
+	})
+	// Still signed in, under the renewed cookie.
+	run(t, ctx, "reload", chromedp.Steps(chromedp.Navigate(hs.URL+"/account"),
+		chromedp.WaitVisible(chromedp.CSS(`#app[data-page="account"]`))))
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/loupe-dev/loupe/store"
@@ -23,6 +24,39 @@ func toUserJSON(u *store.User) userJSON {
 // getMe answers with the signed-in user.
 func (s *Server) getMe(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, toUserJSON(userOf(r)))
+	return nil
+}
+
+// putMyPassword changes the signed-in user's password, from
+// {"old", "new"}: the old one must match. The login goes on under a new
+// cookie; the user's other logins end.
+func (s *Server) putMyPassword(w http.ResponseWriter, r *http.Request) error {
+	var in struct{ Old, New string }
+	if err := readJSON(r, &in); err != nil {
+		return err
+	}
+	me := userOf(r)
+	if ok, wait := s.auth.allow(r); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		return &Error{http.StatusTooManyRequests, "too many attempts; try again later"}
+	}
+	u, err := s.auth.check(r.Context(), me.Name, in.Old)
+	if err != nil {
+		return err
+	}
+	if u == nil {
+		return &Error{http.StatusForbidden, "the current password is wrong"}
+	}
+	if u.PasswordHash, err = HashPassword(in.New); err != nil {
+		return &Error{http.StatusBadRequest, err.Error()}
+	}
+	if err := s.auth.users.UpdateUser(r.Context(), u); err != nil {
+		return fmt.Errorf("update user: %w", err)
+	}
+	s.auth.forget(u.Name)
+	http.SetCookie(w, s.auth.cookie(u, r.TLS != nil))
+	s.log.Info("password changed", "user", u.Name)
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

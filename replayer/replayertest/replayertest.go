@@ -4,6 +4,7 @@ package replayertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
@@ -18,8 +19,9 @@ import (
 	"github.com/loupe-dev/loupe/store"
 )
 
-// AddUser makes a user of role in users, named after the role (its
-// password reset if it exists), and returns its name and password.
+// AddUser makes a user of role in users, named after the role (kept as it
+// is if it exists: a second sign-in must not end the first), and returns
+// its name and password.
 func AddUser(tb testing.TB, users store.Users, role store.Role) (name, password string) {
 	tb.Helper()
 	name, password = "test-"+string(role), "password of a test user"
@@ -29,10 +31,8 @@ func AddUser(tb testing.TB, users store.Users, role store.Role) (name, password 
 		tb.Fatal(err)
 	}
 	u := &store.User{Name: name, Role: role, PasswordHash: string(h)}
-	if err := users.AddUser(context.Background(), u); err != nil {
-		if err := users.UpdateUser(context.Background(), u); err != nil {
-			tb.Fatalf("add user %s: %v", name, err)
-		}
+	if err := users.AddUser(context.Background(), u); err != nil && !errors.Is(err, store.ErrExists) {
+		tb.Fatalf("add user %s: %v", name, err)
 	}
 	return name, password
 }

@@ -113,6 +113,21 @@ export const canEdit = (a: Account) => a.role === 'editor' || a.role === 'admin'
 /** canDeleteNote: admins delete any note, editors their own. */
 export const canDeleteNote = (a: Account, n: Note) => a.role === 'admin' || (a.role === 'editor' && n.author === a.name);
 
+/** User is one row of GET /api/users (admins only). */
+export interface User {
+  name: string;
+  role: string;
+  created_at: string;
+}
+
+export const listUsers = () => getJSON<User[]>('/api/users');
+export const addUser = (name: string, role: string, password: string) => call<User>('POST', '/api/users', { name, role, password });
+export const updateUser = (name: string, change: { role?: string; password?: string }) =>
+  call<User>('PATCH', `/api/users/${encodeURIComponent(name)}`, change);
+export const deleteUser = (name: string) => call<unknown>('DELETE', `/api/users/${encodeURIComponent(name)}`);
+/** changePassword changes the signed-in user's password; the server renews the login. */
+export const changePassword = (old: string, next: string) => call<unknown>('PUT', '/api/me/password', { old, new: next });
+
 /** RRwebEvent is the envelope every rrweb event shares. */
 export interface RRwebEvent {
   type: number;

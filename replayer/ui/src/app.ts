@@ -2,10 +2,12 @@
 // every page; <div id="app"> says which page it is:
 //
 //   data-page="sessions"
+//   data-page="account"
 //   data-page="player" data-session="<id>" [data-t="<ms from session start>"]
 
 import 'rrweb-player/dist/style.css';
 import './app.css';
+import { renderAccount } from './account';
 import { renderPlayer } from './player';
 import { renderSessions } from './sessions';
 import { mount, notice } from './dom';
@@ -16,6 +18,8 @@ function main(): void {
   const { page, session, t } = root.dataset;
   if (page === 'sessions') {
     void renderSessions(root);
+  } else if (page === 'account') {
+    void renderAccount(root);
   } else if (page === 'player' && session) {
     const ms = t === undefined || t === '' ? NaN : Number(t);
     void renderPlayer(root, session, Number.isFinite(ms) && ms >= 0 ? ms : null);
