@@ -339,7 +339,7 @@ var shell = template.Must(template.New("shell").Parse(`<!doctype html>
 <title>{{.Title}} · Loupe</title><link rel="stylesheet" href="/ui/app.css"></head>
 <body><header class="account">Signed in as <a href="/account"><b>{{.User}}</b></a> ({{.Role}})
 <form method="post" action="/logout"><button type="submit">Sign out</button></form></header>
-<div id="app" data-page="{{.Page}}" data-user="{{.User}}" data-role="{{.Role}}"{{if .Session}} data-session="{{.Session}}"{{end}}{{if .T}} data-t="{{.T}}"{{end}}>
+<div id="app" data-page="{{.Page}}" data-user="{{.User}}" data-role="{{.Role}}" data-friction="{{.Friction}}"{{if .Session}} data-session="{{.Session}}"{{end}}{{if .T}} data-t="{{.T}}"{{end}}>
 {{if not .Built}}<p>The UI bundle is not built. Run <code>make build</code>.</p>{{end}}</div>
 <script src="/ui/app.js"></script></body></html>
 `))
@@ -347,8 +347,19 @@ var shell = template.Must(template.New("shell").Parse(`<!doctype html>
 type shellData struct {
 	Title, Page, Session, T string
 	User, Role              string // the signed-in user's
+	Friction                string // frictionJSON
 	Built                   bool
 }
+
+// frictionJSON is the friction formula the UI explains scores with, as the
+// store computes them: {"terms": store.FrictionTerms, "converted": …}.
+var frictionJSON = func() string {
+	b, err := json.Marshal(map[string]any{"terms": store.FrictionTerms, "converted": store.FrictionConverted})
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
 
 func (s *Server) uiBuilt() bool {
 	if s.cfg.UI == nil {
@@ -390,6 +401,7 @@ func (s *Server) renderShell(w http.ResponseWriter, r *http.Request, d shellData
 	d.Built = s.uiBuilt()
 	u := userOf(r)
 	d.User, d.Role = u.Name, string(u.Role)
+	d.Friction = frictionJSON
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	return shell.Execute(w, d)

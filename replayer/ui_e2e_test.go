@@ -329,6 +329,12 @@ func TestUIFiltersInURL(t *testing.T) {
 	if got := lastQuery(); !equalValues(got, want) {
 		t.Errorf("the UI asked the API for %v, want exactly the URL's filters %v", got, want)
 	}
+	// The score is explained with the store's own terms (data-friction):
+	// the fake session's signals sum to its friction, 11.
+	explained := run(t, ctx, "friction", chromedp.Evaluate[string](`document.querySelector('tr[data-session] .friction').title`))
+	if want := "3 × 1 rage clicks + 3 × 1 error clicks + 2 × 1 server errors + 1 × 2 dead clicks + 1 × 1 JS errors"; explained != want {
+		t.Errorf("friction explained as %q, want %q", explained, want)
+	}
 	form := run(t, ctx, "read the form", chromedp.Evaluate[string](`JSON.stringify({
 		browser: document.querySelector('input[name=browser]').value,
 		url: document.querySelector('input[name=url]').value,

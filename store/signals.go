@@ -114,25 +114,53 @@ func (c *SignalCounts) Add(kind string) {
 // Zero reports whether nothing is counted.
 func (c SignalCounts) Zero() bool { return c == SignalCounts{} }
 
-// Friction weights: what one signal adds to the score, up to FrictionCap
-// signals of a kind (FormAbandon: up to 3).
-const (
-	FrictionRageClick   = 3.0
-	FrictionErrorClick  = 3.0
-	FrictionServerError = 2.0
-	FrictionFormAbandon = 2.0
-	FrictionDeadClick   = 1.0
-	FrictionJSError     = 1.0
-	FrictionCap         = 5
-	// FrictionConverted multiplies the score of a session that converted:
-	// a visitor who struggled but reached the goal is worth watching less
-	// than one who struggled and left.
-	FrictionConverted = 0.5
-)
+// FrictionTerm is one term of the friction score: what one signal of Kind
+// adds, counting at most Cap of them.
+type FrictionTerm struct {
+	Kind   string  `json:"kind"`
+	Weight float64 `json:"weight"`
+	Cap    int     `json:"cap"`
+}
 
-// Friction is a session's friction score: a weighted sum of its signals,
-// each kind capped so that one looping error cannot outrank everything,
-// halved if the visitor converted, rounded to two decimals:
+// FrictionTerms are the terms of Friction, heaviest first. The replay UI
+// explains scores with these very terms (the replayer hands them to it).
+var FrictionTerms = []FrictionTerm{
+	{SignalRageClick, 3, 5},
+	{SignalErrorClick, 3, 5},
+	{SignalServerError, 2, 5},
+	{SignalFormAbandon, 2, 3},
+	{SignalDeadClick, 1, 5},
+	{SignalJSError, 1, 5},
+}
+
+// FrictionConverted multiplies the score of a session that converted: a
+// visitor who struggled but reached the goal is worth watching less than
+// one who struggled and left.
+const FrictionConverted = 0.5
+
+// Count is the number of signals of kind counted; 0 for kinds not counted.
+func (c SignalCounts) Count(kind string) int {
+	switch kind {
+	case SignalRageClick:
+		return c.RageClick
+	case SignalDeadClick:
+		return c.DeadClick
+	case SignalErrorClick:
+		return c.ErrorClick
+	case SignalJSError:
+		return c.JSError
+	case SignalServerError:
+		return c.ServerError
+	case SignalFormAbandon:
+		return c.FormAbandon
+	}
+	return 0
+}
+
+// Friction is a session's friction score: a weighted sum of its signals
+// (FrictionTerms), each kind capped so that one looping error cannot
+// outrank everything, halved if the visitor converted, rounded to two
+// decimals:
 //
 //	friction = 3·min(rage_click, 5) + 3·min(error_click, 5)
 //	         + 2·min(server_error, 5) + 2·min(form_abandon, 3)
@@ -145,13 +173,10 @@ const (
 // range is 0 to 56. Console errors, failed and slow requests are shown
 // on the timeline but do not count.
 func Friction(c SignalCounts, converted bool) float64 {
-	capped := func(n, max int) float64 { return float64(min(n, max)) }
-	f := FrictionRageClick*capped(c.RageClick, FrictionCap) +
-		FrictionErrorClick*capped(c.ErrorClick, FrictionCap) +
-		FrictionServerError*capped(c.ServerError, FrictionCap) +
-		FrictionFormAbandon*capped(c.FormAbandon, 3) +
-		FrictionDeadClick*capped(c.DeadClick, FrictionCap) +
-		FrictionJSError*capped(c.JSError, FrictionCap)
+	var f float64
+	for _, t := range FrictionTerms {
+		f += t.Weight * float64(min(c.Count(t.Kind), t.Cap))
+	}
 	if converted {
 		f *= FrictionConverted
 	}

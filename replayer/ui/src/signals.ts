@@ -78,27 +78,41 @@ export const PROBLEM_KINDS = new Set([
 /** Kinds shown in the console and errors panel. */
 export const ERROR_KINDS = new Set(['js_error', 'console_error']);
 
-/**
- * FRICTION_WEIGHTS restate the friction formula that the store documents
- * (store.Friction): what one signal of each kind adds, up to a cap per
- * kind. Keep the two in step.
- */
-export const FRICTION_WEIGHTS: [kind: string, weight: number, cap: number, plural: string][] = [
-  ['rage_click', 3, 5, 'rage clicks'],
-  ['error_click', 3, 5, 'error clicks'],
-  ['server_error', 2, 5, 'server errors'],
-  ['form_abandon', 2, 3, 'abandoned forms'],
-  ['dead_click', 1, 5, 'dead clicks'],
-  ['js_error', 1, 5, 'JS errors'],
-];
+/** FrictionTerm is one term of the store's friction formula (store.FrictionTerms). */
+interface FrictionTerm {
+  kind: string;
+  weight: number;
+  cap: number;
+}
 
-/** FRICTION_CONVERTED multiplies the score of a session that converted. */
-export const FRICTION_CONVERTED = 0.5;
+/**
+ * FRICTION is the formula the store computes friction with, as the server
+ * wrote it on the page (data-friction): the UI only explains it.
+ */
+const FRICTION: { terms: FrictionTerm[]; converted: number } = (() => {
+  try {
+    const f = JSON.parse(document.getElementById('app')?.dataset.friction ?? '') as { terms?: FrictionTerm[]; converted?: number };
+    return { terms: Array.isArray(f.terms) ? f.terms : [], converted: typeof f.converted === 'number' ? f.converted : 1 };
+  } catch {
+    return { terms: [], converted: 1 };
+  }
+})();
+
+/** FRICTION_PLURALS names the signals of each kind that counts. */
+const FRICTION_PLURALS: Record<string, string> = {
+  rage_click: 'rage clicks',
+  error_click: 'error clicks',
+  server_error: 'server errors',
+  form_abandon: 'abandoned forms',
+  dead_click: 'dead clicks',
+  js_error: 'JS errors',
+};
+const plural = (kind: string) => FRICTION_PLURALS[kind] ?? kind;
 
 export const FRICTION_HELP =
   'Friction = ' +
-  FRICTION_WEIGHTS.map(([, w, cap, plural]) => `${w} × ${plural} (at most ${cap} counted)`).join(' + ') +
-  `; the sum is multiplied by ${FRICTION_CONVERTED} if the visitor converted. ` +
+  FRICTION.terms.map((t) => `${t.weight} × ${plural(t.kind)} (at most ${t.cap} counted)`).join(' + ') +
+  `; the sum is multiplied by ${FRICTION.converted} if the visitor converted. ` +
   'Rage and error clicks weigh most (the visitor acted and the page failed them), then server errors and ' +
   'abandoned forms (a task failed), then dead clicks and script errors (often harmless alone). ' +
   'Each kind is capped so that one looping error cannot outrank everything. Higher is more worth watching.';
@@ -106,10 +120,10 @@ export const FRICTION_HELP =
 /** frictionParts explains one session's score: the terms that add up to it. */
 export function frictionParts(signals: Record<string, number | undefined> | undefined, converted?: boolean): string {
   const terms: string[] = [];
-  for (const [k, w, cap, plural] of FRICTION_WEIGHTS) {
-    const n = Math.min(signals?.[k] ?? 0, cap);
-    if (n) terms.push(`${w} × ${n} ${plural}`);
+  for (const t of FRICTION.terms) {
+    const n = Math.min(signals?.[t.kind] ?? 0, t.cap);
+    if (n) terms.push(`${t.weight} × ${n} ${plural(t.kind)}`);
   }
   if (!terms.length) return 'No signal counts toward friction.';
-  return terms.join(' + ') + (converted ? ` (×${FRICTION_CONVERTED}: converted)` : '');
+  return terms.join(' + ') + (converted ? ` (×${FRICTION.converted}: converted)` : '');
 }
