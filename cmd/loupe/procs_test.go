@@ -32,7 +32,10 @@ func TestMain(m *testing.M) {
 	if _, err := os.Stat(goTool); err != nil {
 		goTool = "go"
 	}
-	if out, err := exec.Command(goTool, "build", "-o", loupeBin, ".").CombinedOutput(); err != nil {
+	// Built as deploy/docker/Dockerfile builds it: static, without cgo.
+	build := exec.Command(goTool, "build", "-trimpath", "-o", loupeBin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build loupe: %v\n%s", err, out)
 		os.RemoveAll(dir)
 		os.Exit(1)
