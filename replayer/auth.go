@@ -256,7 +256,7 @@ func (s *Server) need(role store.Role, fn func(w http.ResponseWriter, r *http.Re
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		u, err := s.auth.user(r)
 		if err != nil {
-			return err
+			return s.usersDown(r, err)
 		}
 		if u == nil {
 			if isPage(r) {
@@ -270,6 +270,17 @@ func (s *Server) need(role store.Role, fn func(w http.ResponseWriter, r *http.Re
 		}
 		return fn(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
 	})
+}
+
+// usersDown is the answer when the users cannot be read: 503, as while
+// the store is unavailable nobody can be let in (and it is no fault of the
+// request's).
+func (s *Server) usersDown(r *http.Request, err error) error {
+	if r.Context().Err() != nil {
+		return err // the client went away
+	}
+	s.log.Warn("users unavailable", "path", r.URL.Path, "err", err)
+	return &Error{http.StatusServiceUnavailable, "the store is unavailable; try again shortly"}
 }
 
 // isPage reports whether r is for one of the UI's HTML pages.
@@ -333,7 +344,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, err := s.auth.check(r.Context(), name, password)
 	if err != nil {
-		return err
+		return s.usersDown(r, err)
 	}
 	if u == nil {
 		s.log.Info("sign-in refused", "user", name, "client", r.RemoteAddr)

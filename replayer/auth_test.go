@@ -2,6 +2,7 @@ package replayer
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -335,4 +336,53 @@ func TestRoles(t *testing.T) {
 			t.Errorf("%s %s: got %d, want %d", tt.method, tt.path, got, tt.want)
 		}
 	}
+}
+
+// downUsers is a store of users that cannot be reached.
+type downUsers struct{ *replayertest.Users }
+
+func (downUsers) User(context.Context, string) (*store.User, error) {
+	return nil, errors.New("connection refused")
+}
+
+// TestUsersDown: while the users cannot be read, every request that needs
+// a login, and a sign-in, answer 503 (not 401: nobody is refused, nobody
+// is let in), without the store's error text.
+func TestUsersDown(t *testing.T) {
+	ts, fs, clk := authServer(t)
+	c := noRedirects()
+	login(t, c, ts.URL, "alice", "alice's password", "/")
+	down, err := New(Config{Store: fs, Users: downUsers{fs.Users}, Logger: slog.New(slog.DiscardHandler), Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := httptest.NewServer(down)
+	t.Cleanup(ds.Close)
+	for _, tt := range []struct{ method, path string }{{"GET", "/api/sessions"}, {"GET", "/"}, {"GET", "/api/me"}} {
+		req, _ := http.NewRequest(tt.method, ds.URL+tt.path, nil)
+		for _, ck := range c.Jar.Cookies(mustURL(t, ts.URL)) {
+			req.AddCookie(ck)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || strings.Contains(string(body), "refused") {
+			t.Errorf("%s %s: %d %s; want 503 without the store's error", tt.method, tt.path, resp.StatusCode, body)
+		}
+	}
+	if resp := login(t, noRedirects(), ds.URL, "alice", "alice's password", "/"); resp.StatusCode != 503 {
+		t.Errorf("sign-in: %d, want 503", resp.StatusCode)
+	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

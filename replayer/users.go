@@ -42,7 +42,7 @@ func (s *Server) putMyPassword(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, err := s.auth.check(r.Context(), me.Name, in.Old)
 	if err != nil {
-		return err
+		return s.usersDown(r, err)
 	}
 	if u == nil {
 		return &Error{http.StatusForbidden, "the current password is wrong"}
