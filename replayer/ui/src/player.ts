@@ -245,7 +245,10 @@ export async function renderPlayer(root: HTMLElement, id: string, t: number | nu
   document.body.append(help.el);
 
   // The panels read the whole recording.
+  const loadingRest = notice('loading', 'Loading the rest of the session…');
+  if (!ended) side.append(loadingRest);
   const got = await rest;
+  loadingRest.remove();
   if (!got.ok) {
     stage.append(notice('error', 'The rest of this session could not be loaded', h('p', {}, got.error)));
   } else if (t === null && !autoPlayed) {
