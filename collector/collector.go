@@ -178,7 +178,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"sync"
 	"time"
 
@@ -241,8 +240,8 @@ type Collector struct {
 	Now func() time.Time
 
 	init     sync.Once
-	sessions *limiter[string]
-	clients  *limiter[netip.Addr]
+	sessions *Limiter[string]
+	clients  *Limiter[netip.Addr]
 	uaParser *userAgents
 }
 
@@ -253,8 +252,8 @@ func (c *Collector) setup() {
 	c.init.Do(func() {
 		l := &c.Limits
 		keys := orDefault(l.LimiterKeys, DefaultLimiterKeys)
-		c.sessions = newLimiter[string](orDefault(l.SessionRate, DefaultSessionRate), orDefault(l.SessionBurst, DefaultSessionBurst), keys)
-		c.clients = newLimiter[netip.Addr](orDefault(l.ClientRate, DefaultClientRate), orDefault(l.ClientBurst, DefaultClientBurst), keys)
+		c.sessions = NewLimiter[string](orDefault(l.SessionRate, DefaultSessionRate), orDefault(l.SessionBurst, DefaultSessionBurst), keys)
+		c.clients = NewLimiter[netip.Addr](orDefault(l.ClientRate, DefaultClientRate), orDefault(l.ClientBurst, DefaultClientBurst), keys)
 		c.uaParser = newUserAgents(uaCacheSize)
 	})
 }
@@ -306,9 +305,7 @@ func (c *Collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Allow", "POST")
 	}
 	if he.retryAfter > 0 {
-		// Whole seconds, rounded up, so the client never comes back early.
-		secs := int64((he.retryAfter + time.Second - 1) / time.Second)
-		h.Set("Retry-After", strconv.FormatInt(min(secs, 24*3600), 10))
+		h.Set("Retry-After", RetryAfter(he.retryAfter))
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
@@ -324,7 +321,7 @@ func (c *Collector) ingest(r *http.Request) error {
 	now := c.now()
 	ip := clientIP(r, c.TrustedProxies)
 	if ip.IsValid() {
-		if d := c.clients.wait(clientKey(ip), now); d > 0 {
+		if d := c.clients.Wait(ClientKey(ip), now); d > 0 {
 			return &httpError{status: http.StatusTooManyRequests, msg: "too many requests from this address; retry later", retryAfter: d}
 		}
 	}
@@ -350,7 +347,7 @@ func (c *Collector) ingest(r *http.Request) error {
 	if max := c.Limits.maxSessionLength(); now.Sub(tok.SessionStart) > max {
 		return errorf(http.StatusForbidden, "session is older than the maximum session length of %v; a new page load starts a new session", max)
 	}
-	if d := c.sessions.wait(tok.SessionID, now); d > 0 {
+	if d := c.sessions.Wait(tok.SessionID, now); d > 0 {
 		return &httpError{status: http.StatusTooManyRequests, msg: "too many batches for this session; retry later", retryAfter: d}
 	}
 

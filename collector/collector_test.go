@@ -374,16 +374,16 @@ func TestRateLimits(t *testing.T) {
 }
 
 func TestRateLimiterMemoryIsBounded(t *testing.T) {
-	l := newLimiter[string](1, 1, 100)
+	l := NewLimiter[string](1, 1, 100)
 	now := fixtureNow
 	for i := 0; i < 10_000; i++ {
-		l.wait(strconv.Itoa(i), now)
+		l.Wait(strconv.Itoa(i), now)
 	}
 	if n := l.m.Len(); n > 100 {
 		t.Fatalf("limiter remembers %d keys, want at most 100", n)
 	}
 	// The most recent key is still limited.
-	if d := l.wait("9999", now); d != time.Second {
+	if d := l.Wait("9999", now); d != time.Second {
 		t.Fatalf("got wait %v for a recent key, want 1s", d)
 	}
 }

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"net/netip"
+	"strconv"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -91,24 +92,29 @@ func (l *Limits) maxFutureSkew() time.Duration {
 	return orDefault(l.MaxFutureSkew, DefaultMaxFutureSkew)
 }
 
-// limiter is a set of token buckets, one per key, in a bounded LRU map.
-type limiter[K comparable] struct {
+// Limiter is a set of token buckets, one per key, in a bounded LRU map:
+// the collector's per-session and per-client rates, and the replay
+// server's sign-in attempts.
+type Limiter[K comparable] struct {
 	r     rate.Limit
 	burst int
 	m     *lru.Cache[K, *rate.Limiter]
 }
 
-func newLimiter[K comparable](r rate.Limit, burst, keys int) *limiter[K] {
+// NewLimiter returns a Limiter of rate r and burst per key, remembering at
+// most keys keys (the least recently used go first). A negative r, or
+// rate.Inf, limits nothing.
+func NewLimiter[K comparable](r rate.Limit, burst, keys int) *Limiter[K] {
 	if r < 0 {
 		r = rate.Inf
 	}
 	m, _ := lru.New[K, *rate.Limiter](keys) // fails only for keys <= 0
-	return &limiter[K]{r: r, burst: burst, m: m}
+	return &Limiter[K]{r: r, burst: burst, m: m}
 }
 
-// wait takes one token from key's bucket at now. It returns 0 if the
+// Wait takes one token from key's bucket at now. It returns 0 if the
 // request may proceed, or how long until a token is free.
-func (l *limiter[K]) wait(key K, now time.Time) time.Duration {
+func (l *Limiter[K]) Wait(key K, now time.Time) time.Duration {
 	if l.r == rate.Inf {
 		return 0
 	}
@@ -131,13 +137,20 @@ func (l *limiter[K]) wait(key K, now time.Time) time.Duration {
 	return d
 }
 
-// clientKey is the rate-limit key of a client address: the address, or
+// ClientKey is the rate-limit key of a client address: the address, or
 // for IPv6 its /64, which one subscriber usually holds whole.
-func clientKey(ip netip.Addr) netip.Addr {
+func ClientKey(ip netip.Addr) netip.Addr {
 	ip = ip.Unmap()
 	if ip.Is6() {
 		p, _ := ip.Prefix(64)
 		return p.Addr()
 	}
 	return ip
+}
+
+// RetryAfter is a wait as a Retry-After header's whole seconds, rounded up
+// so that the client never comes back early, at most a day.
+func RetryAfter(d time.Duration) string {
+	secs := int64((d + time.Second - 1) / time.Second)
+	return strconv.FormatInt(min(max(secs, 1), 24*3600), 10)
 }

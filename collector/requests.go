@@ -121,7 +121,7 @@ func (h *RequestsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", "POST")
 	}
 	if he.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(he.retryAfter/time.Second)))
+		w.Header().Set("Retry-After", RetryAfter(he.retryAfter))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

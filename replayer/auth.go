@@ -18,8 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -29,6 +29,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/time/rate"
 
+	"github.com/loupe-dev/loupe/collector"
 	"github.com/loupe-dev/loupe/store"
 )
 
@@ -82,9 +83,10 @@ type auth struct {
 	ttl   time.Duration
 	now   func() time.Time
 
-	mu     sync.Mutex
-	cache  map[string]cachedUser // by cookie value
-	limits map[string]*rate.Limiter
+	attempts *collector.Limiter[netip.Addr] // sign-ins per client (ClientKey)
+
+	mu    sync.Mutex
+	cache map[string]cachedUser // by cookie value
 }
 
 type cachedUser struct {
@@ -112,8 +114,8 @@ func newAuth(cfg *Config) (*auth, error) {
 	if ttl <= 0 {
 		ttl = DefaultLoginTTL
 	}
-	return &auth{users: users, key: key, ttl: ttl, now: cfg.Now,
-		cache: map[string]cachedUser{}, limits: map[string]*rate.Limiter{}}, nil
+	return &auth{users: users, key: key, ttl: ttl, now: cfg.Now, cache: map[string]cachedUser{},
+		attempts: collector.NewLimiter[netip.Addr](rate.Every(loginEvery), loginBurst, maxCached)}, nil
 }
 
 // sign is the MAC of a login of user name until exp (Unix seconds).
@@ -199,30 +201,14 @@ func (a *auth) forget(name string) {
 	}
 }
 
-// allow takes one sign-in attempt from the client's address, reporting
-// how long to wait if there is none left.
-func (a *auth) allow(r *http.Request) (bool, time.Duration) {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
+// tooSoon takes one sign-in attempt from the client's address and, if
+// there is none left, sets Retry-After and reports true.
+func (a *auth) tooSoon(w http.ResponseWriter, r *http.Request) bool {
+	d := a.attempts.Wait(collector.ClientKey(collector.ParseAddr(r.RemoteAddr)), a.now())
+	if d > 0 {
+		w.Header().Set("Retry-After", collector.RetryAfter(d))
 	}
-	now := a.now()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	l, ok := a.limits[ip]
-	if !ok {
-		if len(a.limits) >= maxCached {
-			clear(a.limits)
-		}
-		l = rate.NewLimiter(rate.Every(loginEvery), loginBurst)
-		a.limits[ip] = l
-	}
-	res := l.ReserveN(now, 1)
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return false, d
-	}
-	return true, 0
+	return d > 0
 }
 
 // check returns the user of name if password is theirs, nil if not.
@@ -336,10 +322,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	name, password := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("password")
 	d := loginData{Name: name, Next: localPath(r.PostForm.Get("next"))}
-	if ok, wait := s.auth.allow(r); !ok {
-		secs := int(wait.Seconds()) + 1
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
-		d.Message = fmt.Sprintf("Too many attempts: try again in %d seconds.", secs)
+	if s.auth.tooSoon(w, r) {
+		d.Message = fmt.Sprintf("Too many attempts: try again in %s seconds.", w.Header().Get("Retry-After"))
 		return s.renderLogin(w, http.StatusTooManyRequests, d)
 	}
 	u, err := s.auth.check(r.Context(), name, password)

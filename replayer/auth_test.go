@@ -3,6 +3,7 @@ package replayer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -385,4 +386,31 @@ func mustURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestSignInLimitPerSubscriber: addresses of one IPv6 /64 share one budget
+// of sign-in attempts (one subscriber holds the whole /64); another /64
+// has its own.
+func TestSignInLimitPerSubscriber(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	a, err := newAuth(&Config{Users: replayertest.NewUsers(), Now: clk.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	try := func(addr string) bool {
+		r := httptest.NewRequest("POST", "/login", nil)
+		r.RemoteAddr = addr
+		return a.tooSoon(httptest.NewRecorder(), r)
+	}
+	for i := 0; i < loginBurst; i++ {
+		if try(fmt.Sprintf("[2001:db8:0:1::%x]:4000", i)) {
+			t.Fatalf("attempt %d refused within the burst", i+1)
+		}
+	}
+	if !try("[2001:db8:0:1::ffff]:4000") {
+		t.Error("another address of the same /64 was let through after the burst")
+	}
+	if try("[2001:db8:0:2::1]:4000") {
+		t.Error("an address of another /64 was refused")
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/loupe-dev/loupe/store"
@@ -36,9 +35,8 @@ func (s *Server) putMyPassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	me := userOf(r)
-	if ok, wait := s.auth.allow(r); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-		return &Error{http.StatusTooManyRequests, "too many attempts; try again later"}
+	if s.auth.tooSoon(w, r) {
+		return &Error{http.StatusTooManyRequests, "too many attempts; try again in " + w.Header().Get("Retry-After") + " seconds"}
 	}
 	u, err := s.auth.check(r.Context(), me.Name, in.Old)
 	if err != nil {
