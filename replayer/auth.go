@@ -73,8 +73,13 @@ func HashPassword(password string) (string, error) {
 func NewPassword() string { return rand.Text() }
 
 // dummyHash is compared against when the user does not exist, so that an
-// unknown name takes as long to refuse as a wrong password.
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("loupe: no such user"), bcrypt.DefaultCost)
+// unknown name takes as long to refuse as a wrong password. Made on first
+// use: a bcrypt hash costs tens of milliseconds, and most processes that
+// link this package (a proxy, a collector) never sign anyone in.
+var dummyHash = sync.OnceValue(func() []byte {
+	h, _ := bcrypt.GenerateFromPassword([]byte("loupe: no such user"), bcrypt.DefaultCost)
+	return h
+})
 
 // auth holds the login state of a Server.
 type auth struct {
@@ -215,7 +220,7 @@ func (a *auth) tooSoon(w http.ResponseWriter, r *http.Request) bool {
 func (a *auth) check(ctx context.Context, name, password string) (*store.User, error) {
 	u, err := a.users.User(ctx, name)
 	if errors.Is(err, store.ErrNotFound) || store.CheckUserName(name) != nil {
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		bcrypt.CompareHashAndPassword(dummyHash(), []byte(password))
 		return nil, nil
 	}
 	if err != nil {
