@@ -134,15 +134,16 @@ func (a *auth) sign(name string, exp int64, passwordHash string) []byte {
 func (a *auth) cookie(u *store.User, secure bool) *http.Cookie {
 	exp := a.now().Add(a.ttl)
 	mac := a.sign(u.Name, exp.Unix(), u.PasswordHash)
-	return &http.Cookie{
-		Name:     loginCookie,
-		Value:    u.Name + "|" + strconv.FormatInt(exp.Unix(), 10) + "|" + base64.RawURLEncoding.EncodeToString(mac),
-		Path:     "/",
-		MaxAge:   int(a.ttl.Seconds()), // not Expires: the browser's clock may differ
-		HttpOnly: true,
-		Secure:   secure,
-		SameSite: http.SameSiteStrictMode,
-	}
+	value := u.Name + "|" + strconv.FormatInt(exp.Unix(), 10) + "|" + base64.RawURLEncoding.EncodeToString(mac)
+	// MaxAge, not Expires: the browser's clock may differ.
+	return loginCookieOf(value, int(a.ttl.Seconds()), secure)
+}
+
+// loginCookieOf is the login cookie with value, kept maxAge seconds (a
+// negative maxAge deletes it).
+func loginCookieOf(value string, maxAge int, secure bool) *http.Cookie {
+	return &http.Cookie{Name: loginCookie, Value: value, Path: "/", MaxAge: maxAge,
+		HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode}
 }
 
 // user returns the signed-in user of r, or nil if there is none (no
@@ -241,16 +242,16 @@ func userOf(r *http.Request) *store.User {
 }
 
 // need serves fn to users whose role allows role. Others get a 401 (no
-// login) or a 403 (a role that may not); page routes send a browser
-// without a login to the login page instead.
-func (s *Server) need(role store.Role, fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+// login) or a 403 (a role that may not); a page (one of the UI's HTML
+// pages) sends a browser without a login to the login page instead.
+func (s *Server) need(role store.Role, page bool, fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		u, err := s.auth.user(r)
 		if err != nil {
 			return s.usersDown(r, err)
 		}
 		if u == nil {
-			if isPage(r) {
+			if page {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return nil
 			}
@@ -272,12 +273,6 @@ func (s *Server) usersDown(r *http.Request, err error) error {
 	}
 	s.log.Warn("users unavailable", "path", r.URL.Path, "err", err)
 	return &Error{http.StatusServiceUnavailable, "the store is unavailable; try again shortly"}
-}
-
-// isPage reports whether r is for one of the UI's HTML pages.
-func isPage(r *http.Request) bool {
-	p := r.URL.Path
-	return r.Method == http.MethodGet && (p == "/" || p == "/account" || strings.HasPrefix(p, "/sessions/"))
 }
 
 // localPath returns next if it is a path on this server, else "/".
@@ -348,8 +343,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 
 // logout ends the browser's login.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+	http.SetCookie(w, loginCookieOf("", -1, r.TLS != nil))
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 	return nil
 }

@@ -93,13 +93,16 @@ func New(cfg Config) (*Server, error) {
 
 // routes lists every route of the replay server and the role each needs.
 func (s *Server) routes() *http.ServeMux {
-	as := func(role store.Role) func(func(w http.ResponseWriter, r *http.Request) error) http.Handler {
-		return func(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler { return s.need(role, fn) }
+	as := func(role store.Role, page bool) func(func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+		return func(fn func(w http.ResponseWriter, r *http.Request) error) http.Handler {
+			return s.need(role, page, fn)
+		}
 	}
-	viewer, editor, admin := as(store.RoleViewer), as(store.RoleEditor), as(store.RoleAdmin)
+	page := as(store.RoleViewer, true) // the UI's HTML pages
+	viewer, editor, admin := as(store.RoleViewer, false), as(store.RoleEditor, false), as(store.RoleAdmin, false)
 	mux := http.NewServeMux()
-	mux.Handle("GET /{$}", viewer(s.sessionsPage))
-	mux.Handle("GET /sessions/{id}", viewer(s.playerPage))
+	mux.Handle("GET /{$}", page(s.sessionsPage))
+	mux.Handle("GET /sessions/{id}", page(s.playerPage))
 	mux.Handle("GET /api/sessions", viewer(s.listSessions))
 	mux.Handle("GET /api/sessions/{id}", viewer(s.getSession))
 	mux.Handle("GET /api/sessions/{id}/events", viewer(s.getEvents))
@@ -112,7 +115,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.Handle("DELETE /api/sessions/{id}/notes/{note}", editor(s.deleteNote))
 	mux.Handle("GET /api/sessions/{id}/assets.warc", viewer(s.getWARC))
 	mux.Handle("GET "+archivePath+"{hash}", viewer(s.getArchived))
-	mux.Handle("GET /account", viewer(s.accountPage))
+	mux.Handle("GET /account", page(s.accountPage))
 	mux.Handle("GET /api/me", viewer(s.getMe))
 	mux.Handle("PUT /api/me/password", viewer(s.putMyPassword))
 	mux.Handle("GET /api/users", admin(s.listUsers))
@@ -334,12 +337,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 
 // shell is the HTML of every UI page; the bundle reads data-* to know what
 // to show.
-var shell = template.Must(template.New("shell").Parse(`<!doctype html>
+var shell = template.Must(template.New("shell").Funcs(template.FuncMap{"friction": func() string { return frictionJSON }}).Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}} · Loupe</title><link rel="stylesheet" href="/ui/app.css"></head>
 <body><header class="account">Signed in as <a href="/account"><b>{{.User}}</b></a> ({{.Role}})
 <form method="post" action="/logout"><button type="submit">Sign out</button></form></header>
-<div id="app" data-page="{{.Page}}" data-user="{{.User}}" data-role="{{.Role}}" data-friction="{{.Friction}}"{{if .Session}} data-session="{{.Session}}"{{end}}{{if .T}} data-t="{{.T}}"{{end}}>
+<div id="app" data-page="{{.Page}}" data-user="{{.User}}" data-role="{{.Role}}" data-friction="{{friction}}"{{if .Session}} data-session="{{.Session}}"{{end}}{{if .T}} data-t="{{.T}}"{{end}}>
 {{if not .Built}}<p>The UI bundle is not built. Run <code>make build</code>.</p>{{end}}</div>
 <script src="/ui/app.js"></script></body></html>
 `))
@@ -347,7 +350,6 @@ var shell = template.Must(template.New("shell").Parse(`<!doctype html>
 type shellData struct {
 	Title, Page, Session, T string
 	User, Role              string // the signed-in user's
-	Friction                string // frictionJSON
 	Built                   bool
 }
 
@@ -401,7 +403,6 @@ func (s *Server) renderShell(w http.ResponseWriter, r *http.Request, d shellData
 	d.Built = s.uiBuilt()
 	u := userOf(r)
 	d.User, d.Role = u.Name, string(u.Role)
-	d.Friction = frictionJSON
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	return shell.Execute(w, d)
