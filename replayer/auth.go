@@ -332,7 +332,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	if u == nil {
 		s.log.Info("sign-in refused", "user", name, "client", r.RemoteAddr)
-		d.Message = "Wrong user name or password."
+		d.Message = "Wrong user name or password. An admin can set a new one (the account page, or loupe users passwd)."
 		return s.renderLogin(w, http.StatusUnauthorized, d)
 	}
 	http.SetCookie(w, s.auth.cookie(u, r.TLS != nil))

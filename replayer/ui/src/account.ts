@@ -20,6 +20,13 @@ export async function renderAccount(root: HTMLElement): Promise<void> {
   if (me.role === 'admin') main.append(await usersCard(me));
 }
 
+/** roleSelect is a choice of role, at value. */
+function roleSelect(value: string, name?: string): HTMLSelectElement {
+  const sel = h('select', { name, 'aria-label': 'Role' }, ...ROLES.map(([v, label]) => h('option', { value: v }, label))) as HTMLSelectElement;
+  sel.value = value;
+  return sel;
+}
+
 function field(label: string, input: HTMLElement): HTMLElement {
   return h('label', { class: 'field' }, h('span', {}, label), input);
 }
@@ -73,11 +80,6 @@ async function usersCard(me: Account): Promise<HTMLElement> {
     addForm(() => void load(), status),
     status,
   );
-  const roleSelect = (value: string) => {
-    const sel = h('select', { 'aria-label': 'Role' }, ...ROLES.map(([v, label]) => h('option', { value: v }, label))) as HTMLSelectElement;
-    sel.value = value;
-    return sel;
-  };
   const row = (u: User) => {
     const role = roleSelect(u.role);
     role.addEventListener('change', async () => {
@@ -137,7 +139,7 @@ async function usersCard(me: Account): Promise<HTMLElement> {
 /** addForm adds a user, then calls done. */
 function addForm(done: () => void, status: HTMLElement): HTMLElement {
   const name = h('input', { name: 'name', required: '', autocomplete: 'off', pattern: '[a-z0-9][a-z0-9._@\\-]{0,63}', title: 'lower-case letters, digits and . _ @ -' }) as HTMLInputElement;
-  const role = h('select', { name: 'role' }, ...ROLES.map(([v, label]) => h('option', { value: v }, label))) as HTMLSelectElement;
+  const role = roleSelect('viewer', 'role');
   const pw = passwordInput('password', 'new-password');
   const form = h(
     'form',
