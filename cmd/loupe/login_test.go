@@ -130,9 +130,11 @@ func TestFirstUser(t *testing.T) {
 
 func TestUsersCommand(t *testing.T) {
 	dir := t.TempDir()
+	var errOut bytes.Buffer
 	users := func(stdinText string, args ...string) (string, error) {
 		t.Helper()
-		var out, errOut bytes.Buffer
+		var out bytes.Buffer
+		errOut.Reset()
 		stdin = strings.NewReader(stdinText)
 		t.Cleanup(func() { stdin = nil })
 		err := run(context.Background(), append(append([]string{"users"}, args...), "--data", dir), &out, &errOut)
@@ -142,12 +144,18 @@ func TestUsersCommand(t *testing.T) {
 	if err != nil || !strings.HasPrefix(out, "ed's password: ") {
 		t.Fatalf("add: %q, %v", out, err)
 	}
+	if !strings.Contains(errOut.String(), "there was no database in "+dir) {
+		t.Errorf("the first command, in a folder without a database, warned %q; want it to say it made one", errOut.String())
+	}
 	made := strings.TrimSpace(strings.TrimPrefix(out, "ed's password: "))
 	if _, err := users("", "add", "ed"); err == nil || !strings.Contains(err.Error(), "exists") {
 		t.Errorf("add twice: %v, want an error saying it exists", err)
 	}
 	if _, err := users("long enough password\n", "add", "--password-stdin", "vi"); err != nil {
 		t.Fatalf("add from stdin: %v", err)
+	}
+	if errOut.Len() > 0 {
+		t.Errorf("a command on an existing database warned %q", errOut.String())
 	}
 	if _, err := users("short\n", "passwd", "vi", "--password-stdin"); err == nil || !strings.Contains(err.Error(), "shorter") {
 		t.Errorf("short password: %v, want it refused", err)

@@ -34,7 +34,7 @@ func (m *Main) openStore(ctx context.Context) error {
 	)
 	switch {
 	case m.Config.Database == "":
-		db, err = sqlite.Open(ctx, filepath.Join(m.Config.Data, "loupe.db"))
+		db, err = sqlite.Open(ctx, m.Config.sqlitePath())
 		if err != nil {
 			return fmt.Errorf("open store: %s", oneLine(err))
 		}
@@ -53,6 +53,9 @@ func (m *Main) openStore(ctx context.Context) error {
 	m.db = db
 	return nil
 }
+
+// sqlitePath is the SQLite database in --data.
+func (c *Config) sqlitePath() string { return filepath.Join(c.Data, "loupe.db") }
 
 // redact hides the password of a database URL for messages.
 func redact(dsn string) string {

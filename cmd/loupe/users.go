@@ -172,8 +172,14 @@ func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	m := &Main{Config: cfg}
+	_, statErr := os.Stat(cfg.sqlitePath())
 	if err := m.openStore(ctx); err != nil {
 		return err
+	}
+	if cfg.Database == "" && errors.Is(statErr, os.ErrNotExist) {
+		// Most likely the wrong folder: say so rather than manage users
+		// nobody's server reads.
+		fmt.Fprintf(stderr, "loupe users: there was no database in %s; made a new one (is --data the server's?)\n", cfg.Data)
 	}
 	defer m.db.Close()
 	users, ok := m.db.(store.Users)
