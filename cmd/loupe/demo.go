@@ -14,14 +14,23 @@ import (
 )
 
 // runDemo starts the built-in demo shop and Loupe in front of it.
+// demoFlags are loupe demo's flags: every role's, and --origin, the demo
+// shop's own address.
+func demoFlags(fs *flag.FlagSet, cfg *Config) (origin *string, err error) {
+	if err := cfg.flags(fs, allRoles); err != nil {
+		return nil, err
+	}
+	return fs.String("origin", env("LOUPE_DEMO_ORIGIN", "127.0.0.1:3000"), "address of the demo shop itself (env LOUPE_DEMO_ORIGIN)"), nil
+}
+
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loupe demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var cfg Config
-	if err := cfg.flags(fs, allRoles); err != nil {
+	origin, err := demoFlags(fs, &cfg)
+	if err != nil {
 		return err
 	}
-	origin := fs.String("origin", env("LOUPE_DEMO_ORIGIN", "127.0.0.1:3000"), "address of the demo shop itself (env LOUPE_DEMO_ORIGIN)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -28,25 +28,23 @@ import (
 
 const deployDir = "../../deploy"
 
-var commandRoles = map[string]roles{"serve": allRoles, "proxy": roleProxy, "collector": roleCollector,
-	"replayer": roleReplayer, "demo": allRoles}
-
 // commandFlags is the flag set of `loupe cmd`, as its run function makes
-// it; nil for an unknown command.
+// it; nil for a command that takes none of these files' flags.
 func commandFlags(t *testing.T, cmd string) (*flag.FlagSet, *Config) {
 	t.Helper()
-	r, ok := commandRoles[cmd]
-	if !ok {
-		return nil, nil
-	}
 	fs := flag.NewFlagSet("loupe "+cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var cfg Config
-	if err := cfg.flags(fs, r); err != nil {
-		t.Fatal(err)
+	var err error
+	if r, ok := roleCommands[cmd]; ok {
+		err = cfg.flags(fs, r)
+	} else if cmd == "demo" {
+		_, err = demoFlags(fs, &cfg)
+	} else {
+		return nil, nil
 	}
-	if cmd == "demo" {
-		fs.String("origin", "", "")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return fs, &cfg
 }
@@ -78,9 +76,6 @@ func checkEnv(t *testing.T, where, name string, cmds ...string) {
 		return
 	}
 	for _, cmd := range cmds {
-		if cmd == "demo" && name == "LOUPE_DEMO_ORIGIN" {
-			return
-		}
 		fs, _ := commandFlags(t, cmd)
 		found := false
 		fs.VisitAll(func(f *flag.Flag) { found = found || envName(f.Name) == name })

@@ -103,21 +103,20 @@ func newLogger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
+// roleCommands are the subcommands that run roles, and their roles.
+var roleCommands = map[string]roles{"serve": allRoles, "proxy": roleProxy, "collector": roleCollector, "replayer": roleReplayer}
+
 // run is the whole program; tests call it with their own arguments.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return usageError{"missing command"}
 	}
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "serve":
-		return runRoles(ctx, cmd, allRoles, rest, stdout, stderr)
-	case "proxy":
-		return runRoles(ctx, cmd, roleProxy, rest, stdout, stderr)
-	case "collector":
-		return runRoles(ctx, cmd, roleCollector, rest, stdout, stderr)
-	case "replayer":
-		return runRoles(ctx, cmd, roleReplayer, rest, stdout, stderr)
+	cmd, rest := args[0], args[1:]
+	if r, ok := roleCommands[cmd]; ok {
+		return runRoles(ctx, cmd, r, rest, stdout, stderr)
+	}
+	switch cmd {
 	case "demo":
 		return runDemo(ctx, rest, stdout, stderr)
 	case "mitm":
