@@ -268,12 +268,7 @@ func startUI(t *testing.T, ctx context.Context, id string, role store.Role) (*ht
 // uiSignIn signs the browser in through the login page.
 func uiSignIn(t *testing.T, ctx context.Context, base, name, password string) {
 	t.Helper()
-	run(t, ctx, "sign in", chromedp.Steps(
-		chromedp.Navigate(base+"/login"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), name),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password),
-		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#app[data-page="sessions"]`))))
+	run(t, ctx, "sign in", replayertest.SignInSteps(base, name, password))
 }
 
 // run runs a, retrying while a navigation replaces the page under it

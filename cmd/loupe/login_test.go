@@ -66,13 +66,7 @@ func browserLogin(tb testing.TB, ctx context.Context, base, name, password strin
 	tb.Helper()
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	err := chromedp.Do(tctx,
-		chromedp.Navigate(base+"/login"),
-		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), name),
-		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password),
-		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#app[data-page="sessions"]`)))
-	if err != nil {
+	if err := chromedp.Do(tctx, replayertest.SignInSteps(base, name, password)); err != nil {
 		tb.Fatalf("sign in to the replay UI at %s: %v", base, err)
 	}
 }

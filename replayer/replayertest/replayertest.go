@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/loupe-dev/loupe/store"
@@ -95,6 +96,17 @@ func ClientFor(u string) *http.Client {
 		return true
 	})
 	return c
+}
+
+// SignInSteps sign a browser in through the login page at base, as name,
+// and wait for the sessions page.
+func SignInSteps(base, name, password string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.Navigate(strings.TrimSuffix(base, "/")+"/login"),
+		chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), name),
+		chromedp.SendKeys(chromedp.CSS(`input[name="password"]`), password),
+		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#app[data-page="sessions"]`)))
 }
 
 // Cookie is the login cookie of a client SignIn signed in, for a browser.
