@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Role is what a user of the replay server may do. Each role may do what
@@ -111,4 +112,31 @@ type Users interface {
 	UpdateUser(ctx context.Context, u *User) error
 	// DeleteUser deletes the named user; ErrNotFound if there is none.
 	DeleteUser(ctx context.Context, name string) error
+
+	// RevokeLogin records that the login id (the replay server's random
+	// id of one login cookie) is refused until until, the cookie's
+	// expiry, and forgets the revocations whose until is not after now:
+	// their cookies have expired, so the table holds at most the
+	// sign-outs of one login's lifetime. Revoking an id twice keeps the
+	// later until.
+	RevokeLogin(ctx context.Context, id string, until, now time.Time) error
+	// LoginRevoked reports whether RevokeLogin recorded id and has not
+	// forgotten it yet. A revocation may outlive its until (it is
+	// forgotten by a later RevokeLogin): callers refuse an expired login
+	// before they ask.
+	LoginRevoked(ctx context.Context, id string) (bool, error)
+}
+
+// MaxLoginID is the longest login id RevokeLogin takes, in bytes.
+const MaxLoginID = 64
+
+// CheckLoginID validates a login id: 1 to MaxLoginID bytes.
+func CheckLoginID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("empty login id")
+	case len(id) > MaxLoginID:
+		return fmt.Errorf("login id is over %d bytes", MaxLoginID)
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
@@ -127,18 +128,22 @@ func Cookie(tb testing.TB, c *http.Client, base string) *http.Cookie {
 
 // Users is a store.Users in memory, safe for concurrent use.
 type Users struct {
-	mu sync.Mutex
-	m  map[string]store.User
+	mu      sync.Mutex
+	m       map[string]store.User
+	revoked map[string]time.Time // login id → until
 }
 
 var _ store.Users = (*Users)(nil)
 
 // NewUsers returns an empty Users.
-func NewUsers() *Users { return &Users{m: map[string]store.User{}} }
+func NewUsers() *Users { return &Users{m: map[string]store.User{}, revoked: map[string]time.Time{}} }
 
 func (s *Users) AddUser(_ context.Context, u *store.User) error {
 	if err := u.Check(); err != nil {
 		return err
+	}
+	if u.CreatedAt == 0 {
+		u.CreatedAt = time.Now().UnixMilli()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -152,6 +157,9 @@ func (s *Users) AddUser(_ context.Context, u *store.User) error {
 func (s *Users) AddFirstUser(ctx context.Context, u *store.User) (bool, error) {
 	if err := u.Check(); err != nil {
 		return false, err
+	}
+	if u.CreatedAt == 0 {
+		u.CreatedAt = time.Now().UnixMilli()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -206,4 +214,28 @@ func (s *Users) DeleteUser(_ context.Context, name string) error {
 	}
 	delete(s.m, name)
 	return nil
+}
+
+func (s *Users) RevokeLogin(_ context.Context, id string, until, now time.Time) error {
+	if err := store.CheckLoginID(id); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, t := range s.revoked {
+		if !t.After(now) {
+			delete(s.revoked, k)
+		}
+	}
+	if t, ok := s.revoked[id]; !ok || until.After(t) {
+		s.revoked[id] = until
+	}
+	return nil
+}
+
+func (s *Users) LoginRevoked(_ context.Context, id string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.revoked[id]
+	return ok, nil
 }

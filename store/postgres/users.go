@@ -145,3 +145,36 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// RevokeLogin records that the login id is refused until until, and
+// deletes the revocations whose until is not after now, in one
+// transaction.
+func (db *DB) RevokeLogin(ctx context.Context, id string, until, now time.Time) error {
+	if err := store.CheckLoginID(id); err != nil {
+		return fmt.Errorf("revoke login: %w", err)
+	}
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM revoked_logins WHERE expires_at <= $1`, now.UnixMilli()); err != nil {
+			return fmt.Errorf("forget ended revocations: %w", err)
+		}
+		_, err := tx.Exec(ctx, `
+			INSERT INTO revoked_logins (id, expires_at) VALUES ($1, $2)
+			ON CONFLICT (id) DO UPDATE SET expires_at = greatest(revoked_logins.expires_at, excluded.expires_at)`,
+			id, until.UnixMilli())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("revoke login: %w", err)
+	}
+	return nil
+}
+
+// LoginRevoked reports whether the login id is recorded as revoked.
+func (db *DB) LoginRevoked(ctx context.Context, id string) (bool, error) {
+	var revoked bool
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM revoked_logins WHERE id = $1)`, id).Scan(&revoked)
+	if err != nil {
+		return false, fmt.Errorf("login revoked: %w", err)
+	}
+	return revoked, nil
+}

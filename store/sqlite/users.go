@@ -161,3 +161,40 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// RevokeLogin records that the login id is refused until until, and
+// deletes the revocations whose until is not after now, in one write
+// transaction.
+func (db *DB) RevokeLogin(ctx context.Context, id string, until, now time.Time) error {
+	if err := store.CheckLoginID(id); err != nil {
+		return fmt.Errorf("revoke login: %w", err)
+	}
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("revoke login: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `DELETE FROM revoked_logins WHERE expires_at <= ?`, now.UnixMilli()); err != nil {
+		return fmt.Errorf("revoke login: forget ended revocations: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO revoked_logins (id, expires_at) VALUES (?, ?)
+		ON CONFLICT (id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)`,
+		id, until.UnixMilli()); err != nil {
+		return fmt.Errorf("revoke login: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("revoke login: %w", err)
+	}
+	return nil
+}
+
+// LoginRevoked reports whether the login id is recorded as revoked.
+func (db *DB) LoginRevoked(ctx context.Context, id string) (bool, error) {
+	var revoked bool
+	err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM revoked_logins WHERE id = ?)`, id).Scan(&revoked)
+	if err != nil {
+		return false, fmt.Errorf("login revoked: %w", err)
+	}
+	return revoked, nil
+}

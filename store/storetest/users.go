@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/loupe-dev/loupe/store"
 )
@@ -36,6 +37,8 @@ func RunUsers(t *testing.T, open func(t *testing.T) UserBackend) {
 		{"Delete", testUserDelete},
 		{"First", testFirstUser},
 		{"FirstConcurrent", testFirstUserConcurrent},
+		{"RevokeLogin", testRevokeLogin},
+		{"RevokeLoginForgets", testRevokeLoginForgets},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,5 +308,64 @@ func testFirstUserConcurrent(t *testing.T, s UserBackend) {
 	got := mustListUsers(t, s)
 	if len(got) != 1 || len(winners) == 1 && got[0].Name != winners[0] {
 		t.Errorf("users: got %q, want the one added (%v)", userNames(got), winners)
+	}
+}
+
+func mustRevoked(tb testing.TB, s UserBackend, id string) bool {
+	tb.Helper()
+	revoked, err := s.LoginRevoked(context.Background(), id)
+	if err != nil {
+		tb.Fatalf("login revoked %q: %v", id, err)
+	}
+	return revoked
+}
+
+func mustRevoke(tb testing.TB, s UserBackend, id string, until, now time.Time) {
+	tb.Helper()
+	if err := s.RevokeLogin(context.Background(), id, until, now); err != nil {
+		tb.Fatalf("revoke login %q: %v", id, err)
+	}
+}
+
+// testRevokeLogin: a revoked id is reported as such; other ids are not.
+func testRevokeLogin(t *testing.T, s UserBackend) {
+	now := time.UnixMilli(base)
+	if mustRevoked(t, s, "login1") {
+		t.Errorf("an id never revoked: got revoked")
+	}
+	mustRevoke(t, s, "login1", now.Add(12*time.Hour), now)
+	if !mustRevoked(t, s, "login1") {
+		t.Errorf("a revoked id: got not revoked")
+	}
+	if mustRevoked(t, s, "login2") {
+		t.Errorf("another id: got revoked")
+	}
+	// Revoking again is no error.
+	mustRevoke(t, s, "login1", now.Add(12*time.Hour), now.Add(time.Second))
+	if !mustRevoked(t, s, "login1") {
+		t.Errorf("an id revoked twice: got not revoked")
+	}
+	for _, bad := range []string{"", strings.Repeat("a", store.MaxLoginID+1)} {
+		if err := s.RevokeLogin(context.Background(), bad, now.Add(time.Hour), now); err == nil {
+			t.Errorf("revoke login id of %d bytes: no error", len(bad))
+		}
+	}
+}
+
+// testRevokeLoginForgets: recording a revocation forgets those that ended
+// (their until not after now), and keeps the rest; revoking an id twice
+// keeps the later until.
+func testRevokeLoginForgets(t *testing.T, s UserBackend) {
+	t0 := time.UnixMilli(base)
+	mustRevoke(t, s, "ends-1h", t0.Add(time.Hour), t0)
+	mustRevoke(t, s, "ends-2h", t0.Add(2*time.Hour), t0)
+	mustRevoke(t, s, "ends-3h", t0.Add(3*time.Hour), t0)
+	mustRevoke(t, s, "ends-3h", t0.Add(90*time.Minute), t0) // earlier: kept at 3h
+	// At 2h, the 1h and 2h revocations have ended.
+	mustRevoke(t, s, "new", t0.Add(14*time.Hour), t0.Add(2*time.Hour))
+	for id, want := range map[string]bool{"ends-1h": false, "ends-2h": false, "ends-3h": true, "new": true} {
+		if got := mustRevoked(t, s, id); got != want {
+			t.Errorf("%s after a revocation at 2h: got revoked %v, want %v", id, got, want)
+		}
 	}
 }
