@@ -3,11 +3,13 @@ package replayer
 // Logins. Every route but the login page, the health checks and the UI
 // bundle needs a signed-in user, and what a user may do is its role's
 // (store.Role). A login is a cookie signed with Config.LoginKey over the
-// user's name, its expiry and the user's password hash: every node that
-// shares the key and the store accepts it, and changing a password or
-// deleting the user ends it. The user is read from the store at most every
-// userCacheTTL per cookie, so a change made on another node takes effect
-// within that (on this one, at once).
+// user's name, its expiry, a random login id and the user's password hash:
+// every node that shares the key and the store accepts it, and changing a
+// password or deleting the user ends it. Signing out records the login id
+// as revoked in the store (store.Users.RevokeLogin), which ends that login
+// alone, copies of its cookie included. The user and the revocation are
+// read from the store at most every userCacheTTL per cookie, so a change
+// made on another node takes effect within that (on this one, at once).
 
 import (
 	"context"
@@ -91,11 +93,18 @@ type auth struct {
 	attempts *collector.Limiter[netip.Addr] // sign-ins per client (ClientKey)
 
 	mu    sync.Mutex
-	cache map[string]cachedUser // by cookie value
+	cache map[string]cachedLogin // by cookie value
 }
 
-type cachedUser struct {
-	user  *store.User
+// signedIn is a login cookie that passed its checks.
+type signedIn struct {
+	user *store.User
+	id   string    // the cookie's random login id
+	exp  time.Time // when the cookie expires
+}
+
+type cachedLogin struct {
+	login *signedIn
 	until time.Time
 }
 
@@ -119,22 +128,28 @@ func newAuth(cfg *Config) (*auth, error) {
 	if ttl <= 0 {
 		ttl = DefaultLoginTTL
 	}
-	return &auth{users: users, key: key, ttl: ttl, now: cfg.Now, cache: map[string]cachedUser{},
+	return &auth{users: users, key: key, ttl: ttl, now: cfg.Now, cache: map[string]cachedLogin{},
 		attempts: collector.NewLimiter[netip.Addr](rate.Every(loginEvery), loginBurst, maxCached)}, nil
 }
 
-// sign is the MAC of a login of user name until exp (Unix seconds).
-func (a *auth) sign(name string, exp int64, passwordHash string) []byte {
+// sign is the MAC of the login id of user name until exp (Unix seconds).
+// v2 added the id; a v1 cookie (name|exp|mac) is refused, and its user
+// signs in again.
+func (a *auth) sign(name string, exp int64, id, passwordHash string) []byte {
 	m := hmac.New(sha256.New, a.key)
-	fmt.Fprintf(m, "loupe login v1\n%s\n%d\n%s", name, exp, passwordHash)
+	fmt.Fprintf(m, "loupe login v2\n%s\n%d\n%s\n%s", name, exp, id, passwordHash)
 	return m.Sum(nil)
 }
 
-// cookie returns the login cookie of u.
+// cookie returns the login cookie of a new login of u. Its value is
+// name|exp|id|mac: the user's name, the expiry in Unix seconds, the login
+// id (rand.Text: 26 letters and digits, 128 bits) and the base64url MAC
+// of sign.
 func (a *auth) cookie(u *store.User, secure bool) *http.Cookie {
 	exp := a.now().Add(a.ttl)
-	mac := a.sign(u.Name, exp.Unix(), u.PasswordHash)
-	value := u.Name + "|" + strconv.FormatInt(exp.Unix(), 10) + "|" + base64.RawURLEncoding.EncodeToString(mac)
+	id := rand.Text()
+	mac := a.sign(u.Name, exp.Unix(), id, u.PasswordHash)
+	value := u.Name + "|" + strconv.FormatInt(exp.Unix(), 10) + "|" + id + "|" + base64.RawURLEncoding.EncodeToString(mac)
 	// MaxAge, not Expires: the browser's clock may differ.
 	return loginCookieOf(value, int(a.ttl.Seconds()), secure)
 }
@@ -146,10 +161,21 @@ func loginCookieOf(value string, maxAge int, secure bool) *http.Cookie {
 		HttpOnly: true, Secure: secure, SameSite: http.SameSiteStrictMode}
 }
 
-// user returns the signed-in user of r, or nil if there is none (no
-// cookie, or one that is expired, forged, or of a user since deleted or
-// given another password).
+// user returns the signed-in user of r, or nil if there is none (see
+// current).
 func (a *auth) user(r *http.Request) (*store.User, error) {
+	l, err := a.current(r)
+	if l == nil {
+		return nil, err
+	}
+	return l.user, nil
+}
+
+// current returns the login of r's cookie, or nil if there is none: no
+// cookie, or one that is expired, forged, of the old format without a
+// login id, signed out, or of a user since deleted or given another
+// password.
+func (a *auth) current(r *http.Request) (*signedIn, error) {
 	c, err := r.Cookie(loginCookie)
 	if err != nil {
 		return nil, nil
@@ -159,16 +185,19 @@ func (a *auth) user(r *http.Request) (*store.User, error) {
 	cached, ok := a.cache[c.Value]
 	a.mu.Unlock()
 	if ok && now.Before(cached.until) {
-		return cached.user, nil
+		return cached.login, nil
 	}
-	name, rest, _ := strings.Cut(c.Value, "|")
-	expText, macText, _ := strings.Cut(rest, "|")
-	exp, err := strconv.ParseInt(expText, 10, 64)
+	parts := strings.Split(c.Value, "|")
+	if len(parts) != 4 {
+		return nil, nil
+	}
+	name, id := parts[0], parts[2]
+	exp, err := strconv.ParseInt(parts[1], 10, 64)
 	if err != nil || now.Unix() >= exp {
 		return nil, nil
 	}
-	mac, err := base64.RawURLEncoding.DecodeString(macText)
-	if err != nil || store.CheckUserName(name) != nil {
+	mac, err := base64.RawURLEncoding.DecodeString(parts[3])
+	if err != nil || store.CheckUserName(name) != nil || store.CheckLoginID(id) != nil {
 		return nil, nil
 	}
 	u, err := a.users.User(r.Context(), name)
@@ -178,20 +207,43 @@ func (a *auth) user(r *http.Request) (*store.User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read user: %w", err)
 	}
-	if !hmac.Equal(mac, a.sign(name, exp, u.PasswordHash)) {
+	if !hmac.Equal(mac, a.sign(name, exp, id, u.PasswordHash)) {
 		return nil, nil
 	}
+	revoked, err := a.users.LoginRevoked(r.Context(), id)
+	if err != nil {
+		return nil, fmt.Errorf("read revoked logins: %w", err)
+	}
+	if revoked {
+		return nil, nil
+	}
+	l := &signedIn{user: u, id: id, exp: time.Unix(exp, 0)}
 	a.mu.Lock()
 	if len(a.cache) >= maxCached {
 		clear(a.cache)
 	}
 	until := now.Add(userCacheTTL)
-	if e := time.Unix(exp, 0); e.Before(until) {
-		until = e
+	if l.exp.Before(until) {
+		until = l.exp
 	}
-	a.cache[c.Value] = cachedUser{u, until}
+	a.cache[c.Value] = cachedLogin{l, until}
 	a.mu.Unlock()
-	return u, nil
+	return l, nil
+}
+
+// revoke ends the login of r's cookie l: it records l's id as revoked
+// until the cookie expires, and drops the cookie from the cache, so that
+// this node refuses a copy of it at once (others within userCacheTTL).
+func (a *auth) revoke(r *http.Request, l *signedIn) error {
+	if c, err := r.Cookie(loginCookie); err == nil {
+		a.mu.Lock()
+		delete(a.cache, c.Value)
+		a.mu.Unlock()
+	}
+	if err := a.users.RevokeLogin(r.Context(), l.id, l.exp, a.now()); err != nil {
+		return fmt.Errorf("revoke login: %w", err)
+	}
+	return nil
 }
 
 // forget drops what the cache holds of the named user, so that a change
@@ -341,9 +393,28 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// logout ends the browser's login.
+// logout ends the browser's login: it deletes the cookie and records the
+// login as revoked, so that a copy of the cookie no longer signs in. If
+// the store is down, the cookie is deleted all the same, and the answer is
+// a 503 saying that a copy of it still works.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 	http.SetCookie(w, loginCookieOf("", -1, r.TLS != nil))
+	l, err := s.auth.current(r)
+	if err == nil && l != nil {
+		err = s.auth.revoke(r, l)
+	}
+	if err != nil {
+		if r.Context().Err() != nil {
+			return err // the client went away
+		}
+		s.log.Warn("sign-out could not end the login: the store is unavailable", "client", r.RemoteAddr, "err", err)
+		return &Error{http.StatusServiceUnavailable, "Signed out of this browser, but the store is unavailable, " +
+			"so the login could not be ended on the server: a copy of its cookie works until it expires. " +
+			"Changing the password ends it at once."}
+	}
+	if l != nil {
+		s.log.Info("signed out", "user", l.user.Name, "client", r.RemoteAddr)
+	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 	return nil
 }

@@ -2,6 +2,9 @@ package replayer
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +15,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +38,10 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
+// testLoginKey is the login key of the test servers: nodes of one
+// deployment share it.
+var testLoginKey = []byte("the login key of the test servers")
+
 // authServer serves the fake store's session s1, with users alice (viewer,
 // password "alice's password") and a clock the test moves.
 func authServer(t *testing.T) (*httptest.Server, *fakeStore, *clock) {
@@ -42,13 +50,20 @@ func authServer(t *testing.T) (*httptest.Server, *fakeStore, *clock) {
 		sessions: []*store.Session{{ID: "s1"}}, events: map[string]string{"s1": `[]`}}
 	addUser(t, fs, "alice", store.RoleViewer, "alice's password")
 	clk := &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
-	srv, err := New(Config{Store: fs, Logger: slog.New(slog.DiscardHandler), Now: clk.now})
+	return authNode(t, fs, fs, clk), fs, clk
+}
+
+// authNode is another replay server over fs and users, with the key of
+// authServer's and the clock clk: a node of the same deployment.
+func authNode(t *testing.T, fs *fakeStore, users store.Users, clk *clock) *httptest.Server {
+	t.Helper()
+	srv, err := New(Config{Store: fs, Users: users, LoginKey: testLoginKey, Logger: slog.New(slog.DiscardHandler), Now: clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	return ts, fs, clk
+	return ts
 }
 
 func addUser(t *testing.T, users store.Users, name string, role store.Role, password string) {
@@ -188,39 +203,55 @@ func TestLoginNext(t *testing.T) {
 	}
 }
 
+// loginValue is the value of the login cookie c holds for base.
+func loginValue(t *testing.T, c *http.Client, base string) string {
+	t.Helper()
+	return replayertest.Cookie(t, c, base).Value
+}
+
+// meWith is the status of GET base/api/me with the login cookie value.
+func meWith(t *testing.T, base, value string) int {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/api/me", nil)
+	req.AddCookie(&http.Cookie{Name: loginCookie, Value: value})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // TestLoginCookie: a cookie that is forged, expired, or of a user since
 // deleted or given another password does not sign in.
 func TestLoginCookie(t *testing.T) {
 	ts, fs, clk := authServer(t)
 	c := noRedirects()
 	login(t, c, ts.URL, "alice", "alice's password", "/")
-	u, _ := url.Parse(ts.URL)
-	good := c.Jar.Cookies(u)[0].Value
-
-	with := func(value string) int {
-		req, _ := http.NewRequest("GET", ts.URL+"/api/me", nil)
-		req.AddCookie(&http.Cookie{Name: loginCookie, Value: value})
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	good := loginValue(t, c, ts.URL)
+	with := func(value string) int { return meWith(t, ts.URL, value) }
 	if got := with(good); got != 200 {
 		t.Fatalf("the cookie as set: got %d, want 200", got)
 	}
-	name, rest, _ := strings.Cut(good, "|")
-	exp, mac, _ := strings.Cut(rest, "|")
+	parts := strings.Split(good, "|")
+	if len(parts) != 4 {
+		t.Fatalf("cookie %q: want name|exp|id|mac", good)
+	}
+	name, exp, id, mac := parts[0], parts[1], parts[2], parts[3]
+	rest := exp + "|" + id + "|" + mac
 	for what, v := range map[string]string{
 		"another user":     "bob|" + rest,
-		"a later expiry":   name + "|9" + exp + "|" + mac,
-		"another mac":      name + "|" + exp + "|" + strings.Repeat("A", len(mac)),
-		"no mac":           name + "|" + exp,
+		"a later expiry":   name + "|9" + exp + "|" + id + "|" + mac,
+		"another id":       name + "|" + exp + "|" + strings.Repeat("A", len(id)) + "|" + mac,
+		"no id":            name + "|" + exp + "|" + mac,
+		"an empty id":      name + "|" + exp + "||" + mac,
+		"another mac":      name + "|" + exp + "|" + id + "|" + strings.Repeat("A", len(mac)),
+		"no mac":           name + "|" + exp + "|" + id,
+		"a fifth part":     good + "|x",
 		"garbage":          "%%%",
 		"an empty cookie":  "",
 		"a name too long":  strings.Repeat("a", 100) + "|" + rest,
-		"a non-number exp": name + "|x|" + mac,
+		"a non-number exp": name + "|x|" + id + "|" + mac,
 	} {
 		if got := with(v); got != 401 {
 			t.Errorf("%s: got %d, want 401", what, got)
@@ -247,7 +278,7 @@ func TestLoginCookie(t *testing.T) {
 	// So does deleting the user.
 	c2 := noRedirects()
 	login(t, c2, ts.URL, "alice", "a new password", "/")
-	second := c2.Jar.Cookies(u)[0].Value
+	second := loginValue(t, c2, ts.URL)
 	if got := with(second); got != 200 {
 		t.Fatalf("new login: got %d, want 200", got)
 	}
@@ -255,6 +286,143 @@ func TestLoginCookie(t *testing.T) {
 	clk.add(userCacheTTL + time.Second)
 	if got := with(second); got != 401 {
 		t.Errorf("after deleting the user: got %d, want 401", got)
+	}
+}
+
+// TestOldLoginCookie: a cookie of the format before login ids
+// (name|exp|mac, MAC "loupe login v1") no longer signs in, though its MAC
+// is right: its user signs in again.
+func TestOldLoginCookie(t *testing.T) {
+	ts, fs, clk := authServer(t)
+	u, err := fs.User(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := clk.now().Add(time.Hour).Unix()
+	m := hmac.New(sha256.New, testLoginKey)
+	fmt.Fprintf(m, "loupe login v1\n%s\n%d\n%s", u.Name, exp, u.PasswordHash)
+	old := fmt.Sprintf("%s|%d|%s", u.Name, exp, base64.RawURLEncoding.EncodeToString(m.Sum(nil)))
+	if got := meWith(t, ts.URL, old); got != 401 {
+		t.Errorf("a v1 cookie: got %d, want 401", got)
+	}
+}
+
+// logout signs c out of the replay server at base and returns the
+// response, its body read.
+func logout(t *testing.T, c *http.Client, base string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Post(base+"/logout", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+// TestLogoutEndsLogin: signing out ends the login on the server, so that a
+// copy of its cookie made before is refused: at once on the node signed
+// out of, within userCacheTTL on another. Other logins of the user go on.
+func TestLogoutEndsLogin(t *testing.T) {
+	a, fs, clk := authServer(t)
+	b := authNode(t, fs, fs, clk)
+	c, other := noRedirects(), noRedirects()
+	login(t, c, a.URL, "alice", "alice's password", "/")
+	login(t, other, a.URL, "alice", "alice's password", "/")
+	copied, otherValue := loginValue(t, c, a.URL), loginValue(t, other, a.URL)
+	for _, base := range []string{a.URL, b.URL} { // both nodes cache the login
+		if got := meWith(t, base, copied); got != 200 {
+			t.Fatalf("%s before sign-out: got %d, want 200", base, got)
+		}
+	}
+
+	resp, body := logout(t, c, a.URL)
+	if resp.StatusCode != 303 || resp.Header.Get("Location") != "/login" {
+		t.Fatalf("sign out: %d to %q %s; want 303 to /login", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	if ck := resp.Cookies(); len(ck) != 1 || ck[0].Name != loginCookie || ck[0].MaxAge >= 0 {
+		t.Errorf("sign-out cookies %+v: want the login cookie deleted", ck)
+	}
+	if got := meWith(t, a.URL, copied); got != 401 {
+		t.Errorf("the copied cookie on the node signed out of: got %d, want 401 at once", got)
+	}
+	clk.add(userCacheTTL + time.Second)
+	if got := meWith(t, b.URL, copied); got != 401 {
+		t.Errorf("the copied cookie on another node, after its cache: got %d, want 401", got)
+	}
+	for _, base := range []string{a.URL, b.URL} {
+		if got := meWith(t, base, otherValue); got != 200 {
+			t.Errorf("%s: alice's other login: got %d, want 200", base, got)
+		}
+	}
+	// Signing in again makes a new login, which works.
+	login(t, c, a.URL, "alice", "alice's password", "/")
+	if got := meWith(t, a.URL, loginValue(t, c, a.URL)); got != 200 {
+		t.Errorf("a new login after signing out: got %d, want 200", got)
+	}
+}
+
+// switchedUsers is a store of users the test takes down and brings back.
+type switchedUsers struct {
+	*replayertest.Users
+	down atomic.Bool
+}
+
+var errUsersDown = errors.New("connection refused")
+
+func (s *switchedUsers) User(ctx context.Context, name string) (*store.User, error) {
+	if s.down.Load() {
+		return nil, errUsersDown
+	}
+	return s.Users.User(ctx, name)
+}
+
+func (s *switchedUsers) RevokeLogin(ctx context.Context, id string, until, now time.Time) error {
+	if s.down.Load() {
+		return errUsersDown
+	}
+	return s.Users.RevokeLogin(ctx, id, until, now)
+}
+
+func (s *switchedUsers) LoginRevoked(ctx context.Context, id string) (bool, error) {
+	if s.down.Load() {
+		return false, errUsersDown
+	}
+	return s.Users.LoginRevoked(ctx, id)
+}
+
+// TestLogoutStoreDown: signing out while the store is down deletes the
+// browser's cookie, but answers 503 saying the login could not be ended
+// on the server; a copy of the cookie then still works.
+func TestLogoutStoreDown(t *testing.T) {
+	_, fs, clk := authServer(t)
+	users := &switchedUsers{Users: fs.Users}
+	ts := authNode(t, fs, users, clk)
+	cached, uncached := noRedirects(), noRedirects()
+	login(t, cached, ts.URL, "alice", "alice's password", "/")
+	login(t, uncached, ts.URL, "alice", "alice's password", "/")
+	cachedValue, uncachedValue := loginValue(t, cached, ts.URL), loginValue(t, uncached, ts.URL)
+	if got := meWith(t, ts.URL, cachedValue); got != 200 {
+		t.Fatalf("before sign-out: got %d, want 200", got)
+	}
+
+	users.down.Store(true)
+	// The cached login fails to be revoked; the other, to be read.
+	for what, c := range map[string]*http.Client{"a cached login": cached, "a login not cached": uncached} {
+		resp, body := logout(t, c, ts.URL)
+		if resp.StatusCode != 503 || !strings.Contains(body, "could not be ended") || strings.Contains(body, "refused") {
+			t.Errorf("sign out of %s: %d %q; want 503 saying the login was not ended, without the store's error", what, resp.StatusCode, body)
+		}
+		if ck := resp.Cookies(); len(ck) != 1 || ck[0].Name != loginCookie || ck[0].MaxAge >= 0 {
+			t.Errorf("sign out of %s: cookies %+v, want the login cookie deleted all the same", what, ck)
+		}
+	}
+
+	users.down.Store(false)
+	for _, v := range []string{cachedValue, uncachedValue} {
+		if got := meWith(t, ts.URL, v); got != 200 {
+			t.Errorf("a copy of a cookie not revoked: got %d, want 200 (as the 503 said)", got)
+		}
 	}
 }
 
