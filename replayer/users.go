@@ -137,17 +137,11 @@ func (s *Server) patchUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	wasAdmin := u.Role == store.RoleAdmin
 	if err := in.apply(u); err != nil {
 		return err
 	}
-	if wasAdmin && u.Role != store.RoleAdmin {
-		if err := s.keepAnAdmin(r); err != nil {
-			return err
-		}
-	}
 	if err := s.auth.users.UpdateUser(r.Context(), u); err != nil {
-		return fmt.Errorf("update user: %w", err)
+		return userChangeError("update user", err)
 	}
 	s.auth.forget(u.Name)
 	s.log.Info("user changed", "user", u.Name, "role", u.Role, "password", in.Password != nil, "by", userOf(r).Name)
@@ -161,13 +155,8 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if u.Role == store.RoleAdmin {
-		if err := s.keepAnAdmin(r); err != nil {
-			return err
-		}
-	}
 	if err := s.auth.users.DeleteUser(r.Context(), u.Name); err != nil {
-		return fmt.Errorf("delete user: %w", err)
+		return userChangeError("delete user", err)
 	}
 	s.auth.forget(u.Name)
 	s.log.Info("user deleted", "user", u.Name, "by", userOf(r).Name)
@@ -187,20 +176,15 @@ func (s *Server) namedUser(r *http.Request) (*store.User, error) {
 	return u, nil
 }
 
-// keepAnAdmin refuses, with a 409, to take away the only admin.
-func (s *Server) keepAnAdmin(r *http.Request) error {
-	users, err := s.auth.users.ListUsers(r.Context())
-	if err != nil {
-		return fmt.Errorf("list users: %w", err)
-	}
-	admins := 0
-	for _, u := range users {
-		if u.Role == store.RoleAdmin {
-			admins++
-		}
-	}
-	if admins <= 1 {
+// userChangeError is the answer to an UpdateUser or DeleteUser (op) that
+// failed: a 409 for the only admin (the store checks it, atomically with
+// the change), a 404 for a user deleted since it was read.
+func userChangeError(op string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrLastAdmin):
 		return &Error{http.StatusConflict, "this is the only admin; make another one first"}
+	case errors.Is(err, store.ErrNotFound):
+		return &Error{http.StatusNotFound, "user not found"}
 	}
-	return nil
+	return fmt.Errorf("%s: %w", op, err)
 }

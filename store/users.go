@@ -94,6 +94,11 @@ func (u *User) Check() error {
 // ErrExists is returned by Users.AddUser when the name is taken.
 var ErrExists = errors.New("already exists")
 
+// ErrLastAdmin is returned by Users.UpdateUser and DeleteUser when the
+// change would leave the users without an admin: nobody could manage them
+// from the replay server.
+var ErrLastAdmin = errors.New("the only admin")
+
 // Users stores the replay server's users. Both backends implement it
 // beside Store. Methods that take a *User validate it (User.Check).
 type Users interface {
@@ -108,9 +113,13 @@ type Users interface {
 	// ListUsers returns every user, by name.
 	ListUsers(ctx context.Context) ([]User, error)
 	// UpdateUser sets the role and password hash of the user named
-	// u.Name; ErrNotFound if there is none.
+	// u.Name; ErrNotFound if there is none, ErrLastAdmin if it is the
+	// only admin and u.Role is another role. The check and the change
+	// are one transaction: of calls at once that each demote or delete
+	// one of the admins, at least one is refused.
 	UpdateUser(ctx context.Context, u *User) error
-	// DeleteUser deletes the named user; ErrNotFound if there is none.
+	// DeleteUser deletes the named user; ErrNotFound if there is none,
+	// ErrLastAdmin if it is the only admin (checked as UpdateUser does).
 	DeleteUser(ctx context.Context, name string) error
 
 	// RevokeLogin records that the login id (the replay server's random

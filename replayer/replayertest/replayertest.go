@@ -201,6 +201,9 @@ func (s *Users) UpdateUser(_ context.Context, u *store.User) error {
 	if !ok {
 		return fmt.Errorf("user %q: %w", u.Name, store.ErrNotFound)
 	}
+	if u.Role != store.RoleAdmin && s.lastAdmin(u.Name) {
+		return fmt.Errorf("update user %q: %w", u.Name, store.ErrLastAdmin)
+	}
 	old.Role, old.PasswordHash = u.Role, u.PasswordHash
 	s.m[u.Name] = old
 	return nil
@@ -212,8 +215,25 @@ func (s *Users) DeleteUser(_ context.Context, name string) error {
 	if _, ok := s.m[name]; !ok {
 		return fmt.Errorf("user %q: %w", name, store.ErrNotFound)
 	}
+	if s.lastAdmin(name) {
+		return fmt.Errorf("delete user %q: %w", name, store.ErrLastAdmin)
+	}
 	delete(s.m, name)
 	return nil
+}
+
+// lastAdmin reports whether the named user is the only admin. s.mu is
+// held.
+func (s *Users) lastAdmin(name string) bool {
+	if s.m[name].Role != store.RoleAdmin {
+		return false
+	}
+	for _, u := range s.m {
+		if u.Role == store.RoleAdmin && u.Name != name {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Users) RevokeLogin(_ context.Context, id string, until, now time.Time) error {

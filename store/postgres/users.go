@@ -116,34 +116,65 @@ func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
 }
 
 // UpdateUser sets the role and password hash of the user named u.Name
-// (validated with User.Check); store.ErrNotFound if there is none. Its
+// (validated with User.Check); store.ErrNotFound if there is none,
+// store.ErrLastAdmin if that would take away the only admin. Its
 // CreatedAt stays as stored.
 func (db *DB) UpdateUser(ctx context.Context, u *store.User) error {
 	if err := u.Check(); err != nil {
 		return fmt.Errorf("update user: %w", err)
 	}
-	tag, err := db.pool.Exec(ctx, `UPDATE users SET role = $1, password_hash = $2 WHERE name = $3`,
-		string(u.Role), u.PasswordHash, u.Name)
-	if err != nil {
+	if err := db.changeUser(ctx, u.Name, u.Role != store.RoleAdmin, `UPDATE users SET role = $1, password_hash = $2 WHERE name = $3`,
+		string(u.Role), u.PasswordHash, u.Name); err != nil {
 		return fmt.Errorf("update user %q: %w", u.Name, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("update user %q: %w", u.Name, store.ErrNotFound)
 	}
 	return nil
 }
 
-// DeleteUser deletes the named user; store.ErrNotFound if there is none.
-// The notes it wrote keep its name as their author.
+// DeleteUser deletes the named user; store.ErrNotFound if there is none,
+// store.ErrLastAdmin if it is the only admin. The notes it wrote keep its
+// name as their author.
 func (db *DB) DeleteUser(ctx context.Context, name string) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM users WHERE name = $1`, name)
-	if err != nil {
+	if err := db.changeUser(ctx, name, true, `DELETE FROM users WHERE name = $1`, name); err != nil {
 		return fmt.Errorf("delete user %q: %w", name, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("delete user %q: %w", name, store.ErrNotFound)
-	}
 	return nil
+}
+
+// changeUser runs query, which changes the one user named name, and
+// returns store.ErrNotFound if there is none. If unadmin (the change takes
+// away the user's admin role, if it has it), it first returns
+// store.ErrLastAdmin if the user is the only admin.
+//
+// The check locks the admins' rows (FOR UPDATE, in name order, so that
+// two checks never wait on each other crosswise) until the change
+// commits. Without the locks, two transactions demoting the two last
+// admins would each see the other still an admin (READ COMMITTED reads a
+// snapshot) and leave none; with them, the second waits for the first,
+// then reads the admins as they are after it.
+func (db *DB) changeUser(ctx context.Context, name string, unadmin bool, query string, args ...any) error {
+	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if unadmin {
+			rows, err := tx.Query(ctx, `SELECT name FROM users WHERE role = 'admin' ORDER BY name FOR UPDATE`)
+			if err != nil {
+				return err
+			}
+			admins, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return err
+			}
+			if len(admins) == 1 && admins[0] == name {
+				return store.ErrLastAdmin
+			}
+		}
+		tag, err := tx.Exec(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
 }
 
 // RevokeLogin records that the login id is refused until until, and

@@ -124,42 +124,69 @@ func (db *DB) ListUsers(ctx context.Context) ([]store.User, error) {
 }
 
 // UpdateUser sets the role and password hash of the user named u.Name
-// (validated with User.Check); store.ErrNotFound if there is none. Its
+// (validated with User.Check); store.ErrNotFound if there is none,
+// store.ErrLastAdmin if that would take away the only admin. Its
 // CreatedAt stays as stored.
 func (db *DB) UpdateUser(ctx context.Context, u *store.User) error {
 	if err := u.Check(); err != nil {
 		return fmt.Errorf("update user: %w", err)
 	}
-	res, err := db.write.ExecContext(ctx, `UPDATE users SET role = ?, password_hash = ? WHERE name = ?`,
-		string(u.Role), u.PasswordHash, u.Name)
-	if err != nil {
+	if err := db.changeUser(ctx, u.Name, u.Role != store.RoleAdmin, `UPDATE users SET role = ?, password_hash = ? WHERE name = ?`,
+		string(u.Role), u.PasswordHash, u.Name); err != nil {
 		return fmt.Errorf("update user %q: %w", u.Name, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("update user %q: %w", u.Name, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("update user %q: %w", u.Name, store.ErrNotFound)
 	}
 	return nil
 }
 
-// DeleteUser deletes the named user; store.ErrNotFound if there is none.
-// The notes it wrote keep its name as their author.
+// DeleteUser deletes the named user; store.ErrNotFound if there is none,
+// store.ErrLastAdmin if it is the only admin. The notes it wrote keep its
+// name as their author.
 func (db *DB) DeleteUser(ctx context.Context, name string) error {
-	res, err := db.write.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
-	if err != nil {
+	if err := db.changeUser(ctx, name, true, `DELETE FROM users WHERE name = ?`, name); err != nil {
 		return fmt.Errorf("delete user %q: %w", name, err)
+	}
+	return nil
+}
+
+// changeUser runs query, which changes the one user named name, and
+// returns store.ErrNotFound if there is none. If unadmin (the change takes
+// away the user's admin role, if it has it), it first returns
+// store.ErrLastAdmin if the user is the only admin. The write transaction
+// begins IMMEDIATE, so no other process changes the users between the
+// check and the change.
+func (db *DB) changeUser(ctx context.Context, name string, unadmin bool, query string, args ...any) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if unadmin {
+		var last bool
+		err := tx.QueryRowContext(ctx, `
+			SELECT role = 'admin' AND NOT EXISTS (SELECT 1 FROM users WHERE role = 'admin' AND name <> ?)
+			FROM users WHERE name = ?`, name, name).Scan(&last)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if last {
+			return store.ErrLastAdmin
+		}
+	}
+	res, err := tx.ExecContext(ctx, query, args...)
+	if err != nil {
+		return err
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return fmt.Errorf("delete user %q: %w", name, err)
+		return err
 	}
 	if n == 0 {
-		return fmt.Errorf("delete user %q: %w", name, store.ErrNotFound)
+		return store.ErrNotFound
 	}
-	return nil
+	return tx.Commit()
 }
 
 // RevokeLogin records that the login id is refused until until, and

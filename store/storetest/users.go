@@ -37,6 +37,8 @@ func RunUsers(t *testing.T, open func(t *testing.T) UserBackend) {
 		{"Delete", testUserDelete},
 		{"First", testFirstUser},
 		{"FirstConcurrent", testFirstUserConcurrent},
+		{"LastAdmin", testLastAdmin},
+		{"LastAdminConcurrent", testLastAdminConcurrent},
 		{"RevokeLogin", testRevokeLogin},
 		{"RevokeLoginForgets", testRevokeLoginForgets},
 	}
@@ -221,7 +223,7 @@ func testUserUpdate(t *testing.T, s UserBackend) {
 
 func testUserDelete(t *testing.T, s UserBackend) {
 	ctx := context.Background()
-	mustAddUser(t, s, user("ana", store.RoleAdmin, "h", 0))
+	mustAddUser(t, s, user("ana", store.RoleEditor, "h", 0))
 	mustAddUser(t, s, user("bob", store.RoleViewer, "h", 0))
 	if err := s.DeleteUser(ctx, "ana"); err != nil {
 		t.Fatalf("delete user: %v", err)
@@ -261,12 +263,13 @@ func testFirstUser(t *testing.T, s UserBackend) {
 		t.Errorf("users: got %+v, want only the first", got)
 	}
 
-	// Once a user is deleted, the store may be empty again.
-	if err := s.DeleteUser(ctx, "ana"); err != nil {
-		t.Fatalf("delete user: %v", err)
+	// The first user, an admin, is the only one: it cannot be deleted
+	// (testLastAdmin), so the store does not become empty again.
+	if err := s.DeleteUser(ctx, "ana"); !errors.Is(err, store.ErrLastAdmin) {
+		t.Errorf("delete the first user, the only admin: got %v, want ErrLastAdmin", err)
 	}
-	if added, err := s.AddFirstUser(ctx, user("bob", store.RoleAdmin, "h", 6)); err != nil || !added {
-		t.Errorf("add first user after deleting the only one: got %v, %v, want true", added, err)
+	if added, err := s.AddFirstUser(ctx, user("bob", store.RoleAdmin, "h", 6)); err != nil || added {
+		t.Errorf("add first user after a refused delete: got %v, %v, want false, nil", added, err)
 	}
 }
 
@@ -367,5 +370,96 @@ func testRevokeLoginForgets(t *testing.T, s UserBackend) {
 		if got := mustRevoked(t, s, id); got != want {
 			t.Errorf("%s after a revocation at 2h: got revoked %v, want %v", id, got, want)
 		}
+	}
+}
+
+// testLastAdmin: a change that would leave no admin is refused with
+// ErrLastAdmin and changes nothing; others are made.
+func testLastAdmin(t *testing.T, s UserBackend) {
+	ctx := context.Background()
+	ok := func(what string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	refused := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, store.ErrLastAdmin) {
+			t.Errorf("%s: got %v, want ErrLastAdmin", what, err)
+		}
+	}
+	// Without an admin, no change takes one away.
+	mustAddUser(t, s, user("ed", store.RoleEditor, "h", 1))
+	ok("demote the editor of a store without admins", s.UpdateUser(ctx, user("ed", store.RoleViewer, "h", 1)))
+
+	mustAddUser(t, s, user("ana", store.RoleAdmin, "h", 2))
+	refused("demote the only admin", s.UpdateUser(ctx, user("ana", store.RoleEditor, "h", 2)))
+	refused("make the only admin a viewer", s.UpdateUser(ctx, user("ana", store.RoleViewer, "h2", 2)))
+	refused("delete the only admin", s.DeleteUser(ctx, "ana"))
+	if got, want := mustUser(t, s, "ana"), user("ana", store.RoleAdmin, "h", 2); !reflect.DeepEqual(got, want) {
+		t.Errorf("the only admin after refused changes: got %+v, want %+v", got, want)
+	}
+	ok("a new password for the only admin", s.UpdateUser(ctx, user("ana", store.RoleAdmin, "h2", 2)))
+	ok("delete a viewer", s.DeleteUser(ctx, "ed"))
+
+	// With two admins, either may go, then not the other.
+	mustAddUser(t, s, user("bob", store.RoleAdmin, "h", 3))
+	ok("demote one of two admins", s.UpdateUser(ctx, user("ana", store.RoleEditor, "h2", 2)))
+	refused("delete the admin left", s.DeleteUser(ctx, "bob"))
+	ok("promote an editor", s.UpdateUser(ctx, user("ana", store.RoleAdmin, "h2", 2)))
+	ok("delete one of two admins", s.DeleteUser(ctx, "bob"))
+	refused("demote the admin left", s.UpdateUser(ctx, user("ana", store.RoleViewer, "h2", 2)))
+	if got, want := mustListUsers(t, s), []store.User{*user("ana", store.RoleAdmin, "h2", 2)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("users: got %+v, want %+v", got, want)
+	}
+}
+
+// testLastAdminConcurrent: of simultaneous calls that each demote or
+// delete one of n admins, all but one succeed and one is refused: one
+// admin is left, never none.
+func testLastAdminConcurrent(t *testing.T, s UserBackend) {
+	const n = 8
+	for i := range n {
+		mustAddUser(t, s, user(fmt.Sprintf("admin%d", i), store.RoleAdmin, "h", int64(i)))
+	}
+	var wg sync.WaitGroup
+	// Open a pool's connections first, as testFirstUserConcurrent does.
+	for range n {
+		wg.Go(func() { s.ListUsers(context.Background()) })
+	}
+	wg.Wait()
+	errs := make([]error, n)
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			name := fmt.Sprintf("admin%d", i)
+			if i%2 == 0 {
+				errs[i] = s.DeleteUser(context.Background(), name)
+			} else {
+				errs[i] = s.UpdateUser(context.Background(), user(name, store.RoleViewer, "h", 0))
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	var refused int
+	for i, err := range errs {
+		switch {
+		case errors.Is(err, store.ErrLastAdmin):
+			refused++
+		case err != nil:
+			t.Errorf("admin%d: %v", i, err)
+		}
+	}
+	var admins []string
+	for _, u := range mustListUsers(t, s) {
+		if u.Role == store.RoleAdmin {
+			admins = append(admins, u.Name)
+		}
+	}
+	if refused != 1 || len(admins) != 1 {
+		t.Errorf("%d calls refused, admins left %v; want one refused and one left", refused, admins)
 	}
 }
