@@ -175,6 +175,21 @@ func TestUsersCommand(t *testing.T) {
 		t.Errorf("passwd unknown: %v", err)
 	}
 
+	// vi is the only admin: neither another role nor removed.
+	for _, args := range [][]string{{"role", "vi", "editor"}, {"role", "vi", "viewer"}, {"remove", "vi"}} {
+		if _, err := users("", args...); err == nil || !strings.Contains(err.Error(), "vi is the only admin") {
+			t.Errorf("%v: %v, want an error saying vi is the only admin", args, err)
+		}
+	}
+	// The binary says so and exits 1.
+	cmd := exec.Command(loupeBin, "users", "remove", "vi", "--data", dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 1 ||
+		!strings.Contains(stderr.String(), "loupe: vi is the only admin") {
+		t.Errorf("loupe users remove vi: %v, %q; want exit status 1 and the reason", err, stderr.String())
+	}
+
 	// What the command stored is what the replay server checks.
 	db, err := sqlite.Open(context.Background(), filepath.Join(dir, "loupe.db"))
 	if err != nil {

@@ -102,6 +102,9 @@ Usage:
   loupe users role NAME ROLE                          another role
   loupe users remove NAME                             delete a user
 
+The only admin can be neither removed nor given another role: make
+another user an admin first.
+
 Roles: viewer (watch sessions), editor (also tags and notes), admin (also
 anyone's notes and users). A password is read from standard input with
 --password-stdin (one line), or else made and printed.
@@ -228,7 +231,7 @@ func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case "role":
 		name := operands[0]
 		if err := updateUser(ctx, users, name, func(u *store.User) { u.Role = r }); err != nil {
-			return err
+			return lastAdminError(name, err)
 		}
 		fmt.Fprintf(stdout, "%s is now %s\n", name, r)
 		return nil
@@ -238,7 +241,7 @@ func runUsers(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("no user %q", name)
 			}
-			return err
+			return lastAdminError(name, err)
 		}
 		fmt.Fprintf(stdout, "removed %s\n", name)
 		return nil
@@ -256,6 +259,15 @@ func updateUser(ctx context.Context, users store.Users, name string, change func
 	}
 	change(u)
 	return users.UpdateUser(ctx, u)
+}
+
+// lastAdminError says what to do when err is store.ErrLastAdmin: the
+// store refused to take away the only admin, name.
+func lastAdminError(name string, err error) error {
+	if errors.Is(err, store.ErrLastAdmin) {
+		return fmt.Errorf("%s is the only admin; make another user an admin first (loupe users role NAME admin)", name)
+	}
+	return err
 }
 
 // stdin is where --password-stdin reads; nil for os.Stdin (tests set it).
