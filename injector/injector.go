@@ -89,6 +89,7 @@ type Injector struct {
 	fast      []*fastSel             // per block selector, its fast form or nil
 	byKey     map[string][]keyedTest // single-test fast selectors by attribute
 	rest      []int                  // the other block selectors, by index
+	raw       *rawKeys               // nil unless fields can be marked raw (rawmark.go)
 	blockList string                 // BlockSelectors joined by ", ", for the recorder
 	maskList  string                 // MaskTextSelectors joined by ", "
 	userSel   string                 // UserSelector
@@ -151,6 +152,7 @@ func New(cfg Config) (*Injector, error) {
 	}
 	in.skip = !in.ancestorAttrs
 	in.indexSelectors()
+	in.raw = in.compileRawKeys()
 	in.blockList = strings.Join(blockSel, ", ")
 	in.maskList = strings.Join(cfg.MaskTextSelectors, ", ")
 	if cfg.UserSelector != "" {

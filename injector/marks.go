@@ -27,6 +27,11 @@ func (r *rewriter) addClassAt(raw []byte, mark string, nameEnd int, cls rawAttr)
 	if v, ok := attrVal(r.cur.Attr, "class"); ok && hasClass(v, mark) {
 		return raw
 	}
+	return r.spliceClass(raw, mark, nameEnd, cls)
+}
+
+// spliceClass is addClassAt for a tag known not to have the mark.
+func (r *rewriter) spliceClass(raw []byte, mark string, nameEnd int, cls rawAttr) []byte {
 	out := r.out[:0]
 	switch {
 	case cls.key < 0:

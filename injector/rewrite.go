@@ -46,6 +46,7 @@ type rewriter struct {
 	out      []byte    // scratch for rewritten start tags
 	name     []byte    // scratch for tag names
 	strs     strArena  // attribute names and values skipField reads
+	vals     rawVals   // the values skipField reads when marks are raw (rawmark.go)
 	// nameEnd and class: where scanTag found the end of the tag name and
 	// the first class attribute (see scanClass).
 	nameEnd int
@@ -280,7 +281,7 @@ func (r *rewriter) startTag(selfClosing bool) error {
 	// needed for elements that stay on the stack, fields to mark and the
 	// charset check.
 	field := a == atom.Input || a == atom.Textarea || a == atom.Select
-	void := voidElements[a]
+	void := isVoid(a)
 	r.cur = html.Node{Type: html.ElementNode, DataAtom: a, Attr: r.cur.Attr[:0]}
 	if a != 0 {
 		r.cur.Data = a.String()
@@ -428,11 +429,16 @@ func isSpace(b []byte, first bool) bool {
 	return true
 }
 
-// voidElements never have an end tag, so they never go on the stack.
-var voidElements = map[atom.Atom]bool{
-	atom.Area: true, atom.Base: true, atom.Basefont: true, atom.Bgsound: true,
-	atom.Br: true, atom.Col: true, atom.Embed: true, atom.Frame: true,
-	atom.Hr: true, atom.Image: true, atom.Img: true, atom.Input: true,
-	atom.Keygen: true, atom.Link: true, atom.Meta: true, atom.Param: true,
-	atom.Source: true, atom.Track: true, atom.Wbr: true,
+// isVoid reports whether elements a never have an end tag, so they never
+// go on the stack. (A switch: it runs for every start tag.)
+func isVoid(a atom.Atom) bool {
+	switch a {
+	case atom.Area, atom.Base, atom.Basefont, atom.Bgsound,
+		atom.Br, atom.Col, atom.Embed, atom.Frame,
+		atom.Hr, atom.Image, atom.Img, atom.Input,
+		atom.Keygen, atom.Link, atom.Meta, atom.Param,
+		atom.Source, atom.Track, atom.Wbr:
+		return true
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package injector
 import (
 	"bytes"
 	"io"
+	"slices"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -391,11 +392,21 @@ func (r *rewriter) skipField(raw []byte, a atom.Atom, end bool) ([]byte, bool) {
 	}
 	r.cur = html.Node{Type: html.ElementNode, DataAtom: a, Data: a.String(), Attr: r.cur.Attr[:0]}
 	r.class = rawAttr{key: -1, eq: -1}
+	rk := r.in.raw
+	if rk != nil {
+		r.vals.reset()
+	}
 	if _, ok := scanTag(raw, 1, r); !ok {
 		return nil, false
 	}
 	r.stack.beforeStart(&r.cur)
-	if mark := r.mark(); mark != "" {
+	if rk != nil {
+		// rawmark.go: the mark from the values scanTag kept.
+		mark := rk.fieldMark(slices.Index(fieldTags[:], a), &r.vals)
+		if mark != "" && !(r.vals.seen&(1<<rawClass) != 0 && hasClassBytes(r.vals.vals[rawClass], mark)) {
+			raw = r.spliceClass(raw, mark, r.nameEnd, r.class)
+		}
+	} else if mark := r.mark(); mark != "" {
 		raw = r.addClassAt(raw, mark, r.nameEnd, r.class)
 	}
 	if a != atom.Input {
@@ -428,7 +439,7 @@ func (r *rewriter) skipTag(name []byte, a atom.Atom, end bool) bool {
 		r.cur.Data = string(name)
 	}
 	r.stack.beforeStart(&r.cur)
-	if !voidElements[a] {
+	if !isVoid(a) {
 		r.stack.push(&r.cur)
 	}
 	return true
@@ -624,7 +635,11 @@ func scanTag(b []byte, i int, r *rewriter) (end int, ok bool) {
 			if r.class.key < 0 && asciiEqualFold(key, "class") {
 				r.class = a
 			}
-			r.appendAttr(key, val)
+			if rk := r.in.raw; rk != nil {
+				r.vals.keep(rk, key, val)
+			} else {
+				r.appendAttr(key, val)
+			}
 		}
 		i = skipWS(b, i)
 	}

@@ -138,7 +138,7 @@ func (s *stack) beforeStart(cur *html.Node) {
 			s.popTop()
 		}
 	default:
-		if closesP[cur.DataAtom] && s.topIs(atom.P) {
+		if s.topIs(atom.P) && closesP[cur.DataAtom] {
 			s.popTop()
 		}
 	}
