@@ -212,7 +212,17 @@ func (f *feed) skip() error {
 			run++
 			continue
 		}
-		n, ok := tagEnd(b, nameAt)
+		// A field's attributes are read as its end is found, when its
+		// marks are raw (rawmark.go): one pass over the tag, not two.
+		var n int
+		ok, scanned := false, false
+		if fa := fieldAt(b, nameAt); fa != 0 && !end && rw.in.raw != nil {
+			rw.beginField(fa)
+			n, ok = scanTag(b, nameAt, rw)
+			scanned = ok
+		} else {
+			n, ok = tagEnd(b, nameAt)
+		}
 		for !ok {
 			// Read on until a '>' arrives that may end the tag, without
 			// scanning it again for every small read.
@@ -243,7 +253,7 @@ func (f *feed) skip() error {
 			run = 0
 			continue
 		}
-		if out, ok := rw.skipField(b[:n], a, end); ok {
+		if out, ok := rw.skipField(b[:n], a, end, scanned); ok {
 			f.r += n
 			if err := rw.write(out); err != nil {
 				return err
@@ -292,7 +302,7 @@ func (f *feed) skipTextarea(n, maxBuf int) (bool, error) {
 	if n >= maxBuf || j+len("</textarea")+1 >= maxBuf || end >= maxBuf {
 		return false, nil
 	}
-	out, ok := rw.skipField(f.buf[f.r:f.r+n], atom.Textarea, false)
+	out, ok := rw.skipField(f.buf[f.r:f.r+n], atom.Textarea, false, false)
 	if !ok {
 		return false, nil
 	}
@@ -376,11 +386,11 @@ func (r *rewriter) skippable(name []byte, a atom.Atom, end bool) bool {
 }
 
 // skipField handles an <input>, <select> or <textarea> start tag raw (atom
-// a), as
-// startTag would, reading its attributes itself, and returns what to write.
-// It reports false for any other tag, or one whose attribute values need
-// decoding.
-func (r *rewriter) skipField(raw []byte, a atom.Atom, end bool) ([]byte, bool) {
+// a) as startTag would, and returns what to write. It reads the tag's
+// attributes itself unless scanned (skip read them, with raw marks, while
+// finding the tag's end). It reports false for any other tag, or one whose
+// attribute values need decoding.
+func (r *rewriter) skipField(raw []byte, a atom.Atom, end, scanned bool) ([]byte, bool) {
 	if end {
 		return nil, false
 	}
@@ -390,14 +400,12 @@ func (r *rewriter) skipField(raw []byte, a atom.Atom, end bool) ([]byte, bool) {
 	if bytes.IndexByte(raw, '&') >= 0 || bytes.IndexByte(raw, '\r') >= 0 || bytes.IndexByte(raw, 0) >= 0 {
 		return nil, false
 	}
-	r.cur = html.Node{Type: html.ElementNode, DataAtom: a, Data: a.String(), Attr: r.cur.Attr[:0]}
-	r.class = rawAttr{key: -1, eq: -1}
 	rk := r.in.raw
-	if rk != nil {
-		r.vals.reset()
-	}
-	if _, ok := scanTag(raw, 1, r); !ok {
-		return nil, false
+	if !scanned || rk == nil {
+		r.beginField(a)
+		if _, ok := scanTag(raw, 1, r); !ok {
+			return nil, false
+		}
 	}
 	r.stack.beforeStart(&r.cur)
 	if rk != nil {
@@ -413,6 +421,37 @@ func (r *rewriter) skipField(raw []byte, a atom.Atom, end bool) ([]byte, bool) {
 		r.stack.push(&r.cur)
 	}
 	return raw, true
+}
+
+// beginField readies the rewriter for scanTag to read the attributes of a
+// field tag (atom a).
+func (r *rewriter) beginField(a atom.Atom) {
+	r.cur = html.Node{Type: html.ElementNode, DataAtom: a, Data: a.String(), Attr: r.cur.Attr[:0]}
+	r.class = rawAttr{key: -1, eq: -1}
+	if r.in.raw != nil {
+		r.vals.reset()
+	}
+}
+
+// fieldAt returns the atom of the start tag whose name begins at b[i] if
+// it is input, select or textarea and the name ends within b, or 0.
+func fieldAt(b []byte, i int) atom.Atom {
+	end := i
+	for end < len(b) && tagBytes[b[end]]&(bWS|bSlash|bGT) == 0 {
+		end++
+	}
+	if end == len(b) {
+		return 0
+	}
+	switch name := b[i:end]; {
+	case asciiEqualFold(name, "input"):
+		return atom.Input
+	case asciiEqualFold(name, "select"):
+		return atom.Select
+	case asciiEqualFold(name, "textarea"):
+		return atom.Textarea
+	}
+	return 0
 }
 
 // skipTag reports whether a tag named name (lower case) can be copied
