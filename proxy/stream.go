@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // A rewritten HTML body streams: one goroutine per response reads the
@@ -18,10 +19,13 @@ import (
 // page's size.
 //
 // Whatever the rewriter produced is flushed to the visitor right after the
-// recorder tag and just before the goroutine would wait for more of the
-// origin's bytes (flushingReader): an origin that sends its <head> and then
+// recorder tag, and once a read of the origin's bytes has waited for
+// stallFlush (flushingReader): an origin that sends its <head> and then
 // stalls has the head, and the recorder tag in it, in the visitor's browser
-// while it stalls. Otherwise a page goes out in 32 KiB pieces.
+// while it stalls, and one that streams its page piece by piece has each
+// piece there within stallFlush of its arrival. Otherwise a page goes out
+// in 32 KiB pieces: an origin that answers at once costs no flush (each a
+// chunk and a write of its own on the visitor's connection) per read.
 //
 // A goroutine is the price of that rule: the rewriter cannot know whether
 // its next read of the origin would block until it makes it, so the
@@ -195,20 +199,42 @@ func (r *recordingReader) Read(p []byte) (int, error) {
 
 func (r *recordingReader) stop() { r.on, r.buf = false, nil }
 
-// flushingReader flushes the sink before each read of the origin's body,
-// which may block.
+// stallFlush is how long a read of the origin's body waits before what
+// the rewriter produced so far is flushed to the visitor.
+const stallFlush = time.Millisecond
+
+// flushingReader flushes the sink when a read of the origin's body has
+// waited stallFlush. The flush runs on the timer's goroutine while the
+// rewrite's is blocked in the read; Read returns only once it is over, so
+// the two never use the sink at once.
 type flushingReader struct {
-	r io.Reader
-	s *sink
+	r     io.Reader
+	s     *sink
+	t     *time.Timer   // flushes the sink; made on the first read that needs it
+	fired chan struct{} // the timer's flush is over
 }
 
 func (f *flushingReader) Read(p []byte) (int, error) {
-	if f.s.dirty() {
-		if err := f.s.flush(); err != nil {
-			return 0, err
-		}
+	if f.s.err != nil {
+		return 0, f.s.err
 	}
-	return f.r.Read(p)
+	if !f.s.dirty() {
+		return f.r.Read(p)
+	}
+	if f.t == nil {
+		f.fired = make(chan struct{}, 1)
+		f.t = time.AfterFunc(stallFlush, func() {
+			f.s.flush()
+			f.fired <- struct{}{}
+		})
+	} else {
+		f.t.Reset(stallFlush)
+	}
+	n, err := f.r.Read(p)
+	if !f.t.Stop() {
+		<-f.fired
+	}
+	return n, err
 }
 
 // sink takes the rewriter's small writes, buffers them, encodes them in

@@ -135,6 +135,79 @@ func TestStreamHeadFirst(t *testing.T) {
 	}
 }
 
+// TestStreamPiecesWhileOriginWaits: an origin that streams its page in
+// pieces, waiting between them, has each piece in the visitor's hands
+// while it waits, not only the head with the tag.
+func TestStreamPiecesWhileOriginWaits(t *testing.T) {
+	// The origin waits after the second piece and the third.
+	pieces := []string{
+		`<!doctype html><html><head><title>Feed</title></head><body>`,
+		`<p>first piece</p>`,
+		`<p>second piece</p><input name="q">`,
+		`</body></html>`,
+	}
+	for _, enc := range allEncodings {
+		t.Run("encoding="+enc, func(t *testing.T) {
+			next := make(chan struct{})
+			srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				if enc != "" {
+					w.Header().Set("Content-Encoding", enc)
+				}
+				cw := compressor(t, enc, w)
+				for i, p := range pieces {
+					if i > 1 {
+						select {
+						case <-next:
+						case <-r.Context().Done():
+							return
+						}
+					}
+					io.WriteString(cw, p)
+					cw.Flush()
+					w.(http.Flusher).Flush()
+				}
+				cw.Close()
+			}), nil)
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+			req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			resp, err := client.Do(req.WithContext(ctx))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			dec, done, err := newDecoder(decodable[enc], resp.Body)
+			if err != nil {
+				t.Fatalf("decode %s: %v", enc, err)
+			}
+			defer done()
+			var got []byte
+			buf := make([]byte, 1024)
+			for i, want := range []string{"first piece", "second piece"} {
+				// The origin waits until this piece has arrived.
+				for !bytes.Contains(got, []byte(want)) {
+					n, err := dec.Read(buf)
+					got = append(got, buf[:n]...)
+					if err != nil {
+						t.Fatalf("piece %d: while the origin waits, got %q and %v", i+1, got, err)
+					}
+				}
+				next <- struct{}{}
+			}
+			tail, err := io.ReadAll(dec)
+			if err != nil {
+				t.Fatalf("reading the rest: %v", err)
+			}
+			page := dataLoupe.ReplaceAll(append(got, tail...), nil)
+			if want := strings.Join(pieces, ""); string(bytes.Replace(page, []byte(` class="rr-mask"`), nil, 1)) != want {
+				t.Errorf("got page %q, want %q with the tag and mark", page, want)
+			}
+		})
+	}
+}
+
 // TestStreamLargePage: a 5 MB page streams through whole, the tag in its
 // head, in every coding the visitor may ask for.
 func TestStreamLargePage(t *testing.T) {
