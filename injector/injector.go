@@ -86,14 +86,14 @@ type Config struct {
 type Injector struct {
 	prefix    string
 	block     []cascadia.SelectorGroup
-	fast      []*fastSel             // per block selector, its fast form or nil
-	byKey     map[string][]keyedTest // single-test fast selectors by attribute
-	rest      []int                  // the other block selectors, by index
-	raw       *rawKeys               // nil unless fields can be marked raw (rawmark.go)
-	blockList string                 // BlockSelectors joined by ", ", for the recorder
-	maskList  string                 // MaskTextSelectors joined by ", "
-	userSel   string                 // UserSelector
-	tagStart  []byte                 // `<script src="…" defer data-loupe="`
+	fast      []*fastSel               // per block selector, its fast form or nil
+	raw       *rawKeys                 // the fast ones, filed for marking fields (rawmark.go)
+	slow      []cascadia.SelectorGroup // the others, matched by cascadia
+	rawMarks  bool                     // no slow ones: the skip feed marks fields from raw tags
+	blockList string                   // BlockSelectors joined by ", ", for the recorder
+	maskList  string                   // MaskTextSelectors joined by ", "
+	userSel   string                   // UserSelector
+	tagStart  []byte                   // `<script src="…" defer data-loupe="`
 	// cfgTail is the escaped JSON of recorderConfig after its token, the
 	// same on every page (see ScriptTag).
 	cfgTail []byte
@@ -151,8 +151,8 @@ func New(cfg Config) (*Injector, error) {
 		}
 	}
 	in.skip = !in.ancestorAttrs
-	in.indexSelectors()
-	in.raw = in.compileRawKeys()
+	in.raw, in.slow = in.compileRawKeys()
+	in.rawMarks = len(in.slow) == 0
 	in.blockList = strings.Join(blockSel, ", ")
 	in.maskList = strings.Join(cfg.MaskTextSelectors, ", ")
 	if cfg.UserSelector != "" {

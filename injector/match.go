@@ -3,17 +3,15 @@ package injector
 import (
 	"regexp"
 	"strings"
-	"unicode/utf8"
-
-	"golang.org/x/net/html"
 )
 
 // Most block selectors are a tag name and attribute tests
 // ("input[name*=cvc i]"). cascadia matches each separately, lowering the
-// attribute's value again for every selector; for those, fastSel does the
-// same tests with cascadia's own semantics (strings.ToLower and
+// attribute's value again for every selector; for those, the fast form
+// does the same tests with cascadia's own semantics (strings.ToLower and
 // strings.EqualFold for the " i" flag, blank values never matching a
-// prefix, suffix or substring), lowering each value once per element.
+// prefix, suffix or substring), lowering each value once per field, over
+// the raw bytes of its tag or its decoded attributes alike (rawmark.go).
 // TestFastSelectors checks it against cascadia.
 
 // attrTest is one [key op "val" i] of a selector.
@@ -33,7 +31,7 @@ func pairBit(a, b byte) uint64 { return 1 << ((uint(a)*31 + uint(b)) & 63) }
 
 // pairs returns the bits of every pair of adjacent bytes in v: a *= test
 // whose pair bit is not among them cannot match v.
-func pairs(v string) uint64 {
+func pairs(v []byte) uint64 {
 	var m uint64
 	for i := 1; i < len(v); i++ {
 		m |= pairBit(v[i-1], v[i])
@@ -76,165 +74,4 @@ func compileFast(sel string) *fastSel {
 		fs.tests = append(fs.tests, at)
 	}
 	return fs
-}
-
-// lowered caches the lower-case values of an element's attributes.
-type lowered struct {
-	vals []string
-	done []bool
-}
-
-func (l *lowered) reset(n int) {
-	l.vals = append(l.vals[:0], make([]string, n)...)
-	l.done = append(l.done[:0], make([]bool, n)...)
-}
-
-func (l *lowered) get(i int, v string) string {
-	if !l.done[i] {
-		l.vals[i], l.done[i] = strings.ToLower(v), true
-	}
-	return l.vals[i]
-}
-
-func (fs *fastSel) match(n *html.Node, low *lowered) bool {
-	if fs.tag != "" && n.Data != fs.tag {
-		return false
-	}
-	for _, t := range fs.tests {
-		ok := false
-		for i, a := range n.Attr {
-			if a.Key != t.key {
-				continue
-			}
-			if ok = t.matches(a.Val, i, low); ok {
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func (t *attrTest) matches(v string, i int, low *lowered) bool {
-	switch t.opc {
-	case 0:
-		return true
-	case '=':
-		if t.fold {
-			return strings.EqualFold(t.val, v)
-		}
-		return v == t.val
-	}
-	if blank(v) {
-		return false
-	}
-	if t.fold {
-		v = low.get(i, v)
-	}
-	return t.affix(v)
-}
-
-// affix is the ^=, $= or *= test of v, already lowered when t.fold.
-func (t *attrTest) affix(v string) bool {
-	switch t.opc {
-	case '^':
-		return strings.HasPrefix(v, t.val)
-	case '$':
-		return strings.HasSuffix(v, t.val)
-	default:
-		return strings.Contains(v, t.val)
-	}
-}
-
-// blank reports whether v is empty or all white space (strings.TrimSpace
-// returns ""), looking at the first byte alone when it settles it.
-func blank(v string) bool {
-	if v == "" {
-		return true
-	}
-	if c := v[0]; c < utf8.RuneSelf && c != ' ' && (c < '\t' || c > '\r') {
-		return false
-	}
-	return strings.TrimSpace(v) == ""
-}
-
-// keyedTest is a fast selector with a single attribute test, filed under
-// the attribute's name.
-type keyedTest struct {
-	tag  string
-	test attrTest
-}
-
-// indexSelectors files the single-test fast selectors by attribute name
-// and returns the indices of the others.
-func (in *Injector) indexSelectors() {
-	in.byKey = map[string][]keyedTest{}
-	in.rest = in.rest[:0]
-	for i, fs := range in.fast {
-		if fs != nil && len(fs.tests) == 1 {
-			k := fs.tests[0].key
-			in.byKey[k] = append(in.byKey[k], keyedTest{tag: fs.tag, test: fs.tests[0]})
-			continue
-		}
-		in.rest = append(in.rest, i)
-	}
-}
-
-// blocks reports whether a block selector matches n: the single-test ones
-// through n's attributes, the others one by one.
-func (in *Injector) blocks(n *html.Node, low *lowered) bool {
-	low.reset(len(n.Attr))
-	for i, a := range n.Attr {
-		kts := in.byKey[a.Key]
-		if len(kts) == 0 {
-			continue
-		}
-		// What attrTest.matches works out per test, once per attribute.
-		isBlank, checked, lv, lvPairs := false, false, "", uint64(0)
-		for k := range kts {
-			kt := &kts[k]
-			if kt.tag != "" && kt.tag != n.Data {
-				continue
-			}
-			t := &kt.test
-			if t.opc == 0 || t.opc == '=' {
-				if t.matches(a.Val, i, low) {
-					return true
-				}
-				continue
-			}
-			if !checked {
-				isBlank, checked = blank(a.Val), true
-			}
-			if isBlank {
-				continue
-			}
-			v := a.Val
-			if t.fold {
-				if lv == "" {
-					lv = low.get(i, v)
-					lvPairs = pairs(lv)
-				}
-				if lvPairs&t.pair != t.pair {
-					continue
-				}
-				v = lv
-			}
-			if t.affix(v) {
-				return true
-			}
-		}
-	}
-	for _, i := range in.rest {
-		if fs := in.fast[i]; fs != nil {
-			if fs.match(n, low) {
-				return true
-			}
-		} else if in.block[i].Match(n) {
-			return true
-		}
-	}
-	return false
 }

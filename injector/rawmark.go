@@ -4,20 +4,26 @@ import (
 	"bytes"
 	"slices"
 	"unicode/utf8"
+	"unsafe"
 
+	"github.com/andybalholm/cascadia"
+	"golang.org/x/net/html"
 	"golang.org/x/net/html/atom"
 )
 
-// When every block selector has a fast form (match.go), a field the skip
-// feed meets is marked from its raw tag alone: scanTag keeps the values of
-// the few attributes the selectors and mark read, as byte slices into the
-// tag, and fieldMark runs the same tests over them. Nothing is copied into
-// an html.Node, no attribute name is interned and no value is lowered
-// twice: marking a field costs about what reading its tag does. It decides
-// exactly as mark and blocks do (FuzzSkip and TestSkipSameOutput compare it
-// with the tokenizer's path, which goes through mark).
+// A field's mark is decided from the values of the few attributes the
+// block selectors' fast forms (match.go) and the type check read, kept as
+// byte slices (rawVals): slices of the raw tag when the skip feed reads
+// it, or of the tokenizer's decoded attributes (keepAttrs). When every
+// block selector has a fast form, a field the skip feed meets is thus
+// marked from its raw tag alone: nothing is copied into an html.Node, no
+// attribute name is interned and no value is lowered twice. Selectors
+// without a fast form are matched by cascadia against the html.Node, so
+// with any of them the skip feed reads fields into one (skipField).
+// TestFastSelectors checks the matching against cascadia, TestRawMarks
+// and FuzzSkip the two paths against each other.
 
-// rawKeys are the attribute names a raw field's mark may read: "type" and
+// rawKeys are the attribute names a field's mark may read: "type" and
 // "class" (rawType, rawClass), then every name a block selector tests; and
 // the tests, filed by field tag and name.
 type rawKeys struct {
@@ -28,18 +34,19 @@ type rawKeys struct {
 const (
 	rawType  = 0
 	rawClass = 1
-	// maxRawKeys bounds the attribute names marks are read from raw tags;
-	// selectors testing more names than that leave fields to mark.
+	// maxRawKeys bounds the attribute names marks read (rawVals.seen is a
+	// bit set); selectors testing more are left to cascadia.
 	maxRawKeys = 64
 )
 
-// fieldTags are the tags skipField marks, in the order of rawKeys.byTag.
+// fieldTags are the form fields that get marks, in the order of
+// rawKeys.byTag.
 var fieldTags = [...]atom.Atom{atom.Input, atom.Select, atom.Textarea}
 
 // tagTests are the block selectors that may match one field tag.
 type tagTests struct {
 	keys  []keyTests  // single-test selectors, by attribute name
-	multi []multiTest // selectors with more than one test
+	multi []multiTest // selectors with no test or more than one
 }
 
 // keyTests are the single-test selectors on one attribute name.
@@ -50,45 +57,46 @@ type keyTests struct {
 	fold  bool       // some affix test has " i"
 }
 
-// multiTest is a fast selector with several tests, each with the index of
-// its attribute name in rawKeys.names.
+// multiTest is a fast selector with no test or several, each with the
+// index of its attribute name in rawKeys.names.
 type multiTest struct {
 	tests []attrTest
 	keys  []int
 }
 
-// compileRawKeys returns the raw keys of in's block selectors, or nil when
-// some selector has no fast form (cascadia must match it, against an
-// html.Node).
-func (in *Injector) compileRawKeys() *rawKeys {
+// compileRawKeys files the fast forms of in's block selectors by field tag
+// and attribute name, and returns the selectors cascadia must match: those
+// without a fast form, and those whose names would take the names past
+// maxRawKeys.
+func (in *Injector) compileRawKeys() (*rawKeys, []cascadia.SelectorGroup) {
 	rk := &rawKeys{names: []string{"type", "class"}}
 	index := func(name string) int {
-		for i, n := range rk.names {
-			if n == name {
-				return i
-			}
+		if i := slices.Index(rk.names, name); i >= 0 {
+			return i
 		}
 		rk.names = append(rk.names, name)
 		return len(rk.names) - 1
 	}
-	for _, fs := range in.fast {
-		if fs == nil {
-			return nil
+	var fast []*fastSel
+	var slow []cascadia.SelectorGroup
+	for i, fs := range in.fast {
+		if fs == nil || len(rk.names)+len(fs.tests) > maxRawKeys {
+			slow = append(slow, in.block[i])
+			continue
 		}
 		for _, t := range fs.tests {
 			index(t.key)
 		}
-	}
-	if len(rk.names) > maxRawKeys {
-		return nil
+		fast = append(fast, fs)
 	}
 	for ti, tag := range fieldTags {
 		tt := &rk.byTag[ti]
-		for _, fs := range in.fast {
+		for _, fs := range fast {
 			if fs.tag != "" && fs.tag != tag.String() {
 				continue
 			}
-			if len(fs.tests) > 1 {
+			if len(fs.tests) != 1 {
+				// None ("input": every input) or several.
 				mt := multiTest{tests: fs.tests}
 				for _, t := range fs.tests {
 					mt.keys = append(mt.keys, index(t.key))
@@ -112,7 +120,7 @@ func (in *Injector) compileRawKeys() *rawKeys {
 			}
 		}
 	}
-	return rk
+	return rk, slow
 }
 
 // rawVals are the values scanTag kept of one raw tag's attributes, by
@@ -142,6 +150,16 @@ func (v *rawVals) keep(rk *rawKeys, key, val []byte) {
 			v.vals[i] = val
 			return
 		}
+	}
+}
+
+// keepAttrs fills v with the values of the tokenizer's attributes attr
+// (names in lower case, values decoded). The values are not copied: v
+// only reads them, for as long as attr holds them.
+func (v *rawVals) keepAttrs(rk *rawKeys, attr []html.Attribute) {
+	v.reset()
+	for _, a := range attr {
+		v.keep(rk, unsafe.Slice(unsafe.StringData(a.Key), len(a.Key)), unsafe.Slice(unsafe.StringData(a.Val), len(a.Val)))
 	}
 }
 
@@ -177,13 +195,21 @@ func isASCII(b []byte) bool {
 	return true
 }
 
-// fieldMark returns the class mark for the field tag fieldTags[ti] whose
-// kept values are v: mark's decision, made from raw bytes.
-func (rk *rawKeys) fieldMark(ti int, v *rawVals) string {
-	if rk.blocks(ti, v) {
+// fieldIndex is the index in fieldTags of a field's atom.
+func fieldIndex(a atom.Atom) int { return slices.Index(fieldTags[:], a) }
+
+// mark returns the class of the field fieldTags[ti] whose kept values are
+// v: rr-block when a block selector matches (blocked: when a selector
+// cascadia matched did), rr-mask when its value is worth masking, else "".
+func (rk *rawKeys) mark(ti int, v *rawVals, blocked bool) string {
+	if blocked || rk.blocks(ti, v) {
 		return "rr-block"
 	}
 	if fieldTags[ti] == atom.Input && v.seen&(1<<rawType) != 0 {
+		// Buttons carry no typed value, hidden values were never shown,
+		// and rrweb records only the checked state of boxes (WHATWG
+		// 4.10.5.1 type keywords are ASCII case-insensitive; this
+		// lowers them as cascadia's " i" does).
 		switch string(v.lower(rawType)) {
 		case "hidden", "submit", "button", "reset", "image", "checkbox", "radio":
 			return ""
@@ -192,7 +218,8 @@ func (rk *rawKeys) fieldMark(ti int, v *rawVals) string {
 	return "rr-mask"
 }
 
-// blocks is Injector.blocks over raw values.
+// blocks reports whether a fast selector matches the field fieldTags[ti]
+// whose kept values are v.
 func (rk *rawKeys) blocks(ti int, v *rawVals) bool {
 	tt := &rk.byTag[ti]
 	for k := range tt.keys {
@@ -203,11 +230,11 @@ func (rk *rawKeys) blocks(ti int, v *rawVals) bool {
 		}
 		val := v.vals[i]
 		for j := range kt.exact {
-			if kt.exact[j].matchesRaw(val, v, i) {
+			if kt.exact[j].matches(val, v, i) {
 				return true
 			}
 		}
-		if len(kt.affix) == 0 || blankBytes(val) {
+		if len(kt.affix) == 0 || blank(val) {
 			continue
 		}
 		// What attrTest.matches works out per test, once per attribute.
@@ -215,7 +242,7 @@ func (rk *rawKeys) blocks(ti int, v *rawVals) bool {
 		var lowPairs uint64
 		if kt.fold {
 			low = v.lower(i)
-			lowPairs = pairsBytes(low)
+			lowPairs = pairs(low)
 		}
 		for j := range kt.affix {
 			t := &kt.affix[j]
@@ -226,7 +253,7 @@ func (rk *rawKeys) blocks(ti int, v *rawVals) bool {
 				}
 				w = low
 			}
-			if t.affixRaw(w) {
+			if t.affix(w) {
 				return true
 			}
 		}
@@ -235,7 +262,7 @@ func (rk *rawKeys) blocks(ti int, v *rawVals) bool {
 		ok := true
 		for j := range mt.tests {
 			i := mt.keys[j]
-			if v.seen&(1<<i) == 0 || !mt.tests[j].matchesRaw(v.vals[i], v, i) {
+			if v.seen&(1<<i) == 0 || !mt.tests[j].matches(v.vals[i], v, i) {
 				ok = false
 				break
 			}
@@ -247,8 +274,8 @@ func (rk *rawKeys) blocks(ti int, v *rawVals) bool {
 	return false
 }
 
-// matchesRaw is attrTest.matches over value i of v.
-func (t *attrTest) matchesRaw(val []byte, v *rawVals, i int) bool {
+// matches is t's test of val, value i of v.
+func (t *attrTest) matches(val []byte, v *rawVals, i int) bool {
 	switch t.opc {
 	case 0:
 		return true
@@ -258,17 +285,17 @@ func (t *attrTest) matchesRaw(val []byte, v *rawVals, i int) bool {
 		}
 		return string(val) == t.val
 	}
-	if blankBytes(val) {
+	if blank(val) {
 		return false
 	}
 	if t.fold {
 		val = v.lower(i)
 	}
-	return t.affixRaw(val)
+	return t.affix(val)
 }
 
-// affixRaw is attrTest.affix over bytes.
-func (t *attrTest) affixRaw(v []byte) bool {
+// affix is the ^=, $= or *= test of v, already lowered when t.fold.
+func (t *attrTest) affix(v []byte) bool {
 	switch t.opc {
 	case '^':
 		return bytes.HasPrefix(v, []byte(t.val))
@@ -279,8 +306,9 @@ func (t *attrTest) affixRaw(v []byte) bool {
 	}
 }
 
-// blankBytes is blank over bytes.
-func blankBytes(v []byte) bool {
+// blank reports whether v is empty or all white space (strings.TrimSpace
+// returns ""), looking at the first byte alone when it settles it.
+func blank(v []byte) bool {
 	if len(v) == 0 {
 		return true
 	}
@@ -288,15 +316,6 @@ func blankBytes(v []byte) bool {
 		return false
 	}
 	return len(bytes.TrimSpace(v)) == 0
-}
-
-// pairsBytes is pairs over bytes.
-func pairsBytes(v []byte) uint64 {
-	var m uint64
-	for i := 1; i < len(v); i++ {
-		m |= pairBit(v[i-1], v[i])
-	}
-	return m
 }
 
 // hasClassBytes is hasClass over the raw class list.

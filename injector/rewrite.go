@@ -42,11 +42,10 @@ type rewriter struct {
 	feed     feed      // what the tokenizer reads; see skip.go
 	rawNext  string    // the start tag just handled makes the next token raw text
 	cur      html.Node // the start tag being looked at
-	low      lowered   // cur's attribute values in lower case, for mark
 	out      []byte    // scratch for rewritten start tags
 	name     []byte    // scratch for tag names
 	strs     strArena  // attribute names and values skipField reads
-	vals     rawVals   // the values skipField reads when marks are raw (rawmark.go)
+	vals     rawVals   // the values of cur's attributes that mark reads (rawmark.go)
 	// nameEnd and class: where scanTag found the end of the tag name and
 	// the first class attribute (see scanClass).
 	nameEnd int
@@ -330,26 +329,28 @@ func (r *rewriter) startTag(selfClosing bool) error {
 	return nil
 }
 
-// mark returns the class that r.cur, a form field, gets: rr-block when a
-// block selector matches, rr-mask when its value is worth masking, else "".
+// mark returns the class that r.cur, a form field, gets (rawKeys.mark).
 func (r *rewriter) mark() string {
+	n := &r.cur
+	r.vals.keepAttrs(r.in.raw, n.Attr)
+	return r.in.raw.mark(fieldIndex(n.DataAtom), &r.vals, r.slowBlocks())
+}
+
+// slowBlocks reports whether a block selector without a fast form matches
+// r.cur, with the open elements as its ancestors.
+func (r *rewriter) slowBlocks() bool {
+	if len(r.in.slow) == 0 {
+		return false
+	}
 	n := &r.cur
 	n.Parent = r.stack.top()
 	defer func() { n.Parent = nil }()
-	if r.in.blocks(n, &r.low) {
-		return "rr-block"
-	}
-	if n.DataAtom == atom.Input {
-		// Buttons carry no typed value, hidden values were never shown,
-		// and rrweb records only the checked state of boxes (WHATWG
-		// 4.10.5.1 type keywords are ASCII case-insensitive).
-		typ, _ := attrVal(n.Attr, "type")
-		switch strings.ToLower(typ) {
-		case "hidden", "submit", "button", "reset", "image", "checkbox", "radio":
-			return ""
+	for _, g := range r.in.slow {
+		if g.Match(n) {
+			return true
 		}
 	}
-	return "rr-mask"
+	return false
 }
 
 // tagName returns the lower-case name of the current tag, which starts at

@@ -3,7 +3,6 @@ package injector
 import (
 	"bytes"
 	"io"
-	"slices"
 	"strings"
 
 	"golang.org/x/net/html"
@@ -216,7 +215,7 @@ func (f *feed) skip() error {
 		// marks are raw (rawmark.go): one pass over the tag, not two.
 		var n int
 		ok, scanned := false, false
-		if fa := fieldAt(b, nameAt); fa != 0 && !end && rw.in.raw != nil {
+		if fa := fieldAt(b, nameAt); fa != 0 && !end && rw.in.rawMarks {
 			rw.beginField(fa)
 			n, ok = scanTag(b, nameAt, rw)
 			scanned = ok
@@ -400,22 +399,22 @@ func (r *rewriter) skipField(raw []byte, a atom.Atom, end, scanned bool) ([]byte
 	if bytes.IndexByte(raw, '&') >= 0 || bytes.IndexByte(raw, '\r') >= 0 || bytes.IndexByte(raw, 0) >= 0 {
 		return nil, false
 	}
-	rk := r.in.raw
-	if !scanned || rk == nil {
+	if !scanned || !r.in.rawMarks {
 		r.beginField(a)
 		if _, ok := scanTag(raw, 1, r); !ok {
 			return nil, false
 		}
 	}
 	r.stack.beforeStart(&r.cur)
-	if rk != nil {
+	var mark string
+	if r.in.rawMarks {
 		// rawmark.go: the mark from the values scanTag kept.
-		mark := rk.fieldMark(slices.Index(fieldTags[:], a), &r.vals)
-		if mark != "" && !(r.vals.seen&(1<<rawClass) != 0 && hasClassBytes(r.vals.vals[rawClass], mark)) {
-			raw = r.spliceClass(raw, mark, r.nameEnd, r.class)
-		}
-	} else if mark := r.mark(); mark != "" {
-		raw = r.addClassAt(raw, mark, r.nameEnd, r.class)
+		mark = r.in.raw.mark(fieldIndex(a), &r.vals, false)
+	} else {
+		mark = r.mark()
+	}
+	if mark != "" && !(r.vals.seen&(1<<rawClass) != 0 && hasClassBytes(r.vals.vals[rawClass], mark)) {
+		raw = r.spliceClass(raw, mark, r.nameEnd, r.class)
 	}
 	if a != atom.Input {
 		r.stack.push(&r.cur)
@@ -428,7 +427,7 @@ func (r *rewriter) skipField(raw []byte, a atom.Atom, end, scanned bool) ([]byte
 func (r *rewriter) beginField(a atom.Atom) {
 	r.cur = html.Node{Type: html.ElementNode, DataAtom: a, Data: a.String(), Attr: r.cur.Attr[:0]}
 	r.class = rawAttr{key: -1, eq: -1}
-	if r.in.raw != nil {
+	if r.in.rawMarks {
 		r.vals.reset()
 	}
 }
@@ -674,8 +673,8 @@ func scanTag(b []byte, i int, r *rewriter) (end int, ok bool) {
 			if r.class.key < 0 && asciiEqualFold(key, "class") {
 				r.class = a
 			}
-			if rk := r.in.raw; rk != nil {
-				r.vals.keep(rk, key, val)
+			if r.in.rawMarks {
+				r.vals.keep(r.in.raw, key, val)
 			} else {
 				r.appendAttr(key, val)
 			}
