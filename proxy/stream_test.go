@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,6 +55,59 @@ func compressor(tb testing.TB, enc string, w io.Writer) flushWriter {
 
 var allEncodings = []string{"", "gzip", "deflate", "br", "zstd"}
 
+// slowPage serves through Loupe a page that origin sends in coding enc,
+// each piece it sends flushed to the wire, and returns the visitor's
+// response and its decoded body.
+func slowPage(t *testing.T, enc string, origin func(r *http.Request, send func(piece string))) (*http.Response, io.Reader) {
+	t.Helper()
+	srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if enc != "" {
+			w.Header().Set("Content-Encoding", enc)
+		}
+		cw := compressor(t, enc, w)
+		origin(r, func(piece string) {
+			io.WriteString(cw, piece)
+			cw.Flush()
+			w.(http.Flusher).Flush()
+		})
+		cw.Close()
+	}), nil)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	resp, err := client.Do(req.WithContext(ctx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if ce := resp.Header.Get("Content-Encoding"); ce != enc {
+		t.Fatalf("got Content-Encoding %q, want the origin's %q", ce, enc)
+	}
+	dec, done, err := newDecoder(decodable[enc], resp.Body)
+	if err != nil {
+		t.Fatalf("decode %s: %v (the head never came)", enc, err)
+	}
+	t.Cleanup(done)
+	return resp, dec
+}
+
+// readUntil reads r onto got until got contains want, failing if r ends
+// first: the caller's origin is waiting, so what it sent has not come.
+func readUntil(t *testing.T, r io.Reader, got []byte, want *regexp.Regexp) []byte {
+	t.Helper()
+	buf := make([]byte, 1024)
+	for !want.Match(got) {
+		n, err := r.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatalf("while the origin waits, got %q and %v; want %v", got, err, want)
+		}
+	}
+	return got
+}
+
 // TestStreamHeadFirst: an origin that sends its head, flushes and then
 // waits has the head and the recorder tag in the visitor's hands while it
 // waits, in every coding; then the rest follows and the page is whole.
@@ -63,23 +117,6 @@ func TestStreamHeadFirst(t *testing.T) {
 	for _, enc := range allEncodings {
 		t.Run("encoding="+enc, func(t *testing.T) {
 			release := make(chan struct{})
-			srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				if enc != "" {
-					w.Header().Set("Content-Encoding", enc)
-				}
-				cw := compressor(t, enc, w)
-				io.WriteString(cw, head)
-				cw.Flush()
-				w.(http.Flusher).Flush()
-				select {
-				case <-release:
-				case <-r.Context().Done():
-					return
-				}
-				io.WriteString(cw, rest)
-				cw.Close()
-			}), nil)
 			defer func() {
 				select {
 				case <-release:
@@ -87,37 +124,20 @@ func TestStreamHeadFirst(t *testing.T) {
 					close(release)
 				}
 			}()
-			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
-			req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			resp, err := client.Do(req.WithContext(ctx))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			if ce := resp.Header.Get("Content-Encoding"); ce != enc {
-				t.Fatalf("got Content-Encoding %q, want the origin's %q", ce, enc)
-			}
+			resp, dec := slowPage(t, enc, func(r *http.Request, send func(string)) {
+				send(head)
+				select {
+				case <-release:
+					send(rest)
+				case <-r.Context().Done():
+				}
+			})
 			if resp.ContentLength != -1 || len(resp.TransferEncoding) == 0 || resp.TransferEncoding[0] != "chunked" {
 				t.Errorf("got Content-Length %d, Transfer-Encoding %v; want chunked", resp.ContentLength, resp.TransferEncoding)
 			}
-			dec, done, err := newDecoder(decodable[enc], resp.Body)
-			if err != nil {
-				t.Fatalf("decode %s: %v (the head never came)", enc, err)
-			}
-			defer done()
-			// Read decoded bytes until the tag is complete, with the
-			// origin still waiting.
-			var got []byte
-			buf := make([]byte, 1024)
-			for !dataLoupe.Match(got) {
-				n, err := dec.Read(buf)
-				got = append(got, buf[:n]...)
-				if err != nil {
-					t.Fatalf("while the origin waits, got %q and %v; want the head and the recorder tag", got, err)
-				}
-			}
+			// Decoded bytes until the tag is complete, with the origin
+			// still waiting.
+			got := readUntil(t, dec, nil, dataLoupe)
 			if !bytes.HasPrefix([]byte(head), dataLoupe.ReplaceAll(got, nil)) {
 				t.Errorf("got %q first, want the head with the tag", got)
 			}
@@ -139,62 +159,30 @@ func TestStreamHeadFirst(t *testing.T) {
 // pieces, waiting between them, has each piece in the visitor's hands
 // while it waits, not only the head with the tag.
 func TestStreamPiecesWhileOriginWaits(t *testing.T) {
-	// The origin waits after the second piece and the third.
 	pieces := []string{
-		`<!doctype html><html><head><title>Feed</title></head><body>`,
-		`<p>first piece</p>`,
+		`<!doctype html><html><head><title>Feed</title></head><body><p>first piece</p>`,
 		`<p>second piece</p><input name="q">`,
 		`</body></html>`,
 	}
 	for _, enc := range allEncodings {
 		t.Run("encoding="+enc, func(t *testing.T) {
 			next := make(chan struct{})
-			srv, _ := mustProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				if enc != "" {
-					w.Header().Set("Content-Encoding", enc)
-				}
-				cw := compressor(t, enc, w)
+			_, dec := slowPage(t, enc, func(r *http.Request, send func(string)) {
 				for i, p := range pieces {
-					if i > 1 {
+					if i > 0 {
 						select {
 						case <-next:
 						case <-r.Context().Done():
 							return
 						}
 					}
-					io.WriteString(cw, p)
-					cw.Flush()
-					w.(http.Flusher).Flush()
+					send(p)
 				}
-				cw.Close()
-			}), nil)
-			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
-			req.Header.Set("Accept-Encoding", "gzip, deflate, br, zstd")
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			resp, err := client.Do(req.WithContext(ctx))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			dec, done, err := newDecoder(decodable[enc], resp.Body)
-			if err != nil {
-				t.Fatalf("decode %s: %v", enc, err)
-			}
-			defer done()
+			})
 			var got []byte
-			buf := make([]byte, 1024)
-			for i, want := range []string{"first piece", "second piece"} {
-				// The origin waits until this piece has arrived.
-				for !bytes.Contains(got, []byte(want)) {
-					n, err := dec.Read(buf)
-					got = append(got, buf[:n]...)
-					if err != nil {
-						t.Fatalf("piece %d: while the origin waits, got %q and %v", i+1, got, err)
-					}
-				}
-				next <- struct{}{}
+			for _, want := range []string{"first piece", "second piece"} {
+				got = readUntil(t, dec, got, regexp.MustCompile(want))
+				next <- struct{}{} // the origin sends the next piece
 			}
 			tail, err := io.ReadAll(dec)
 			if err != nil {
