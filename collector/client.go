@@ -15,14 +15,14 @@ import (
 	"github.com/loupe-dev/loupe/store"
 )
 
-// clientIP returns the address of the visitor that sent r: its peer
+// ClientIP returns the address of the visitor that sent r: its peer
 // address, or, when the peer is one of trusted (a load balancer or a proxy
 // node in front of the collector), the right-most address of
 // X-Forwarded-For that is not itself trusted. Addresses to the left of that
 // one were written by the client and can be forged, so they are never used.
 // If every listed address is trusted, the left-most one is the client. A
 // malformed entry ends the walk: the last good address is used.
-func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
+func ClientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	peer := ParseAddr(r.RemoteAddr)
 	if !peer.IsValid() || !IsTrusted(peer, trusted) {
 		return peer
@@ -43,6 +43,29 @@ func clientIP(r *http.Request, trusted []netip.Prefix) netip.Addr {
 		}
 	}
 	return ip
+}
+
+// ForwardedHTTPS reports whether the client sent r over HTTPS: r came
+// over TLS, or its peer is one of trusted (a load balancer that ends TLS)
+// and the last X-Forwarded-Proto value, the one that peer set, is https.
+// A value sent by the client itself through a proxy that sets none
+// counts too: the client then only asks for what it could have had.
+func ForwardedHTTPS(r *http.Request, trusted []netip.Prefix) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if peer := ParseAddr(r.RemoteAddr); !peer.IsValid() || !IsTrusted(peer, trusted) {
+		return false
+	}
+	values := r.Header.Values("X-Forwarded-Proto")
+	if len(values) == 0 {
+		return false
+	}
+	last := values[len(values)-1]
+	if i := strings.LastIndexByte(last, ','); i >= 0 {
+		last = last[i+1:]
+	}
+	return strings.EqualFold(strings.TrimSpace(last), "https")
 }
 
 // IsTrusted reports whether ip is in one of trusted.

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"crypto/tls"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -45,8 +46,46 @@ func TestClientIP(t *testing.T) {
 			for _, v := range tt.xff {
 				r.Header.Add("X-Forwarded-For", v)
 			}
-			if got := clientIP(r, tt.trusted); got.String() != tt.want {
+			if got := ClientIP(r, tt.trusted); got.String() != tt.want {
 				t.Errorf("got %v, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestForwardedHTTPS(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	tests := []struct {
+		name    string
+		remote  string
+		proto   []string
+		tls     bool
+		trusted []netip.Prefix
+		want    bool
+	}{
+		{name: "plain, direct", remote: "203.0.113.9:5000"},
+		{name: "TLS, direct", remote: "203.0.113.9:5000", tls: true, want: true},
+		{name: "trusted balancer ending TLS", remote: "10.0.0.2:5000", proto: []string{"https"}, trusted: trusted, want: true},
+		{name: "any case", remote: "10.0.0.2:5000", proto: []string{"HTTPS"}, trusted: trusted, want: true},
+		{name: "trusted balancer, plain", remote: "10.0.0.2:5000", proto: []string{"http"}, trusted: trusted},
+		{name: "the client's https before the balancer's http", remote: "10.0.0.2:5000", proto: []string{"https, http"}, trusted: trusted},
+		{name: "the balancer's line last", remote: "10.0.0.2:5000", proto: []string{"http", " https "}, trusted: trusted, want: true},
+		{name: "untrusted peer", remote: "203.0.113.9:5000", proto: []string{"https"}, trusted: trusted},
+		{name: "no trusted proxies", remote: "10.0.0.2:5000", proto: []string{"https"}},
+		{name: "trusted peer, no header", remote: "10.0.0.2:5000", trusted: trusted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = tt.remote
+			if tt.tls {
+				r.TLS = &tls.ConnectionState{}
+			}
+			for _, v := range tt.proto {
+				r.Header.Add("X-Forwarded-Proto", v)
+			}
+			if got := ForwardedHTTPS(r, tt.trusted); got != tt.want {
+				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
 	}

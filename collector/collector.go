@@ -319,7 +319,7 @@ func (c *Collector) ingest(r *http.Request) error {
 	}
 	c.setup()
 	now := c.now()
-	ip := clientIP(r, c.TrustedProxies)
+	ip := ClientIP(r, c.TrustedProxies)
 	if ip.IsValid() {
 		if d := c.clients.Wait(ClientKey(ip), now); d > 0 {
 			return &httpError{status: http.StatusTooManyRequests, msg: "too many requests from this address; retry later", retryAfter: d}

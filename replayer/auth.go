@@ -91,6 +91,7 @@ type auth struct {
 	now   func() time.Time
 
 	attempts *collector.Limiter[netip.Addr] // sign-ins per client (ClientKey)
+	trusted  []netip.Prefix                 // Config.TrustedProxies
 
 	mu    sync.Mutex
 	cache map[string]cachedLogin // by cookie value
@@ -129,7 +130,8 @@ func newAuth(cfg *Config) (*auth, error) {
 		ttl = DefaultLoginTTL
 	}
 	return &auth{users: users, key: key, ttl: ttl, now: cfg.Now, cache: map[string]cachedLogin{},
-		attempts: collector.NewLimiter[netip.Addr](rate.Every(loginEvery), loginBurst, maxCached)}, nil
+		attempts: collector.NewLimiter[netip.Addr](rate.Every(loginEvery), loginBurst, maxCached),
+		trusted:  cfg.TrustedProxies}, nil
 }
 
 // sign is the MAC of the login id of user name until exp (Unix seconds).
@@ -259,10 +261,18 @@ func (a *auth) forget(name string) {
 	}
 }
 
+// client is the address of the browser that sent r: its peer's, or the
+// one a trusted proxy in front names (collector.ClientIP).
+func (a *auth) client(r *http.Request) netip.Addr { return collector.ClientIP(r, a.trusted) }
+
+// secure reports whether r came over HTTPS, to the server or to a trusted
+// proxy in front of it that ended TLS: the login cookie is then Secure.
+func (a *auth) secure(r *http.Request) bool { return collector.ForwardedHTTPS(r, a.trusted) }
+
 // tooSoon takes one sign-in attempt from the client's address and, if
 // there is none left, sets Retry-After and reports true.
 func (a *auth) tooSoon(w http.ResponseWriter, r *http.Request) bool {
-	d := a.attempts.Wait(collector.ClientKey(collector.ParseAddr(r.RemoteAddr)), a.now())
+	d := a.attempts.Wait(collector.ClientKey(a.client(r)), a.now())
 	if d > 0 {
 		w.Header().Set("Retry-After", collector.RetryAfter(d))
 	}
@@ -383,12 +393,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		return s.usersDown(r, err)
 	}
 	if u == nil {
-		s.log.Info("sign-in refused", "user", name, "client", r.RemoteAddr)
+		s.log.Info("sign-in refused", "user", name, "client", s.auth.client(r))
 		d.Message = "Wrong user name or password. An admin can set a new one (the account page, or loupe users passwd)."
 		return s.renderLogin(w, http.StatusUnauthorized, d)
 	}
-	http.SetCookie(w, s.auth.cookie(u, r.TLS != nil))
-	s.log.Info("signed in", "user", u.Name, "role", u.Role, "client", r.RemoteAddr)
+	http.SetCookie(w, s.auth.cookie(u, s.auth.secure(r)))
+	s.log.Info("signed in", "user", u.Name, "role", u.Role, "client", s.auth.client(r))
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
 	return nil
 }
@@ -398,7 +408,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 // the store is down, the cookie is deleted all the same, and the answer is
 // a 503 saying that a copy of it still works.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
-	http.SetCookie(w, loginCookieOf("", -1, r.TLS != nil))
+	http.SetCookie(w, loginCookieOf("", -1, s.auth.secure(r)))
 	l, err := s.auth.current(r)
 	if err == nil && l != nil {
 		err = s.auth.revoke(r, l)
@@ -407,13 +417,13 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 		if r.Context().Err() != nil {
 			return err // the client went away
 		}
-		s.log.Warn("sign-out could not end the login: the store is unavailable", "client", r.RemoteAddr, "err", err)
+		s.log.Warn("sign-out could not end the login: the store is unavailable", "client", s.auth.client(r), "err", err)
 		return &Error{http.StatusServiceUnavailable, "Signed out of this browser, but the store is unavailable, " +
 			"so the login could not be ended on the server: a copy of its cookie works until it expires. " +
 			"Changing the password ends it at once."}
 	}
 	if l != nil {
-		s.log.Info("signed out", "user", l.user.Name, "client", r.RemoteAddr)
+		s.log.Info("signed out", "user", l.user.Name, "client", s.auth.client(r))
 	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 	return nil

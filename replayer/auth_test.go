@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -443,6 +444,82 @@ func TestLoginRateLimit(t *testing.T) {
 	clk.add(loginEvery)
 	if resp := login(t, c, ts.URL, "alice", "alice's password", "/"); resp.StatusCode != 303 {
 		t.Errorf("after waiting: got %d, want 303", resp.StatusCode)
+	}
+}
+
+// TestSignInBehindProxy: behind a trusted load balancer, sign-in limits
+// are per client as X-Forwarded-For names it, and a login made over HTTPS
+// to the balancer (X-Forwarded-Proto) gets a Secure cookie; from a peer
+// that is not trusted, both headers are ignored.
+func TestSignInBehindProxy(t *testing.T) {
+	fs := &fakeStore{Users: replayertest.NewUsers()}
+	addUser(t, fs, "alice", store.RoleViewer, "alice's password")
+	clk := &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	node := func(trusted ...netip.Prefix) string {
+		srv, err := New(Config{Store: fs, Users: fs, LoginKey: testLoginKey, Logger: slog.New(slog.DiscardHandler),
+			Now: clk.now, TrustedProxies: trusted})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(srv)
+		t.Cleanup(ts.Close)
+		return ts.URL
+	}
+	signIn := func(base, client, proto, password string) *http.Response {
+		t.Helper()
+		form := url.Values{"name": {"alice"}, "password": {password}, "next": {"/"}}
+		req, _ := http.NewRequest(http.MethodPost, base+"/login", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", client)
+		if proto != "" {
+			req.Header.Set("X-Forwarded-Proto", proto)
+		}
+		resp, err := noRedirects().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	secure := func(resp *http.Response) bool {
+		for _, c := range resp.Cookies() {
+			if c.Name == loginCookie {
+				return c.Secure
+			}
+		}
+		t.Fatalf("no login cookie in %d answer", resp.StatusCode)
+		return false
+	}
+
+	behind := node(netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
+	for range loginBurst {
+		signIn(behind, "198.51.100.1", "", "guess")
+	}
+	if got := signIn(behind, "198.51.100.1", "", "guess").StatusCode; got != 429 {
+		t.Errorf("the guessing client: got %d, want 429", got)
+	}
+	resp := signIn(behind, "198.51.100.2", "https", "alice's password")
+	if resp.StatusCode != 303 {
+		t.Fatalf("another client behind the same balancer: got %d, want 303", resp.StatusCode)
+	}
+	if !secure(resp) {
+		t.Error("signed in over HTTPS to a trusted balancer: the cookie is not Secure")
+	}
+	if resp := signIn(behind, "198.51.100.3", "http", "alice's password"); secure(resp) {
+		t.Error("signed in over plain HTTP: the cookie is Secure")
+	}
+
+	direct := node()
+	for range loginBurst {
+		signIn(direct, "198.51.100.1", "", "guess")
+	}
+	resp = signIn(direct, "198.51.100.2", "https", "alice's password")
+	if resp.StatusCode != 429 {
+		t.Errorf("a peer not trusted names another client: got %d, want 429 (its own limit used up)", resp.StatusCode)
+	}
+	clk.add(loginEvery)
+	if resp := signIn(direct, "198.51.100.2", "https", "alice's password"); resp.StatusCode != 303 || secure(resp) {
+		t.Errorf("a peer not trusted claims HTTPS: got %d, Secure %v; want 303 and no Secure", resp.StatusCode, secure(resp))
 	}
 }
 

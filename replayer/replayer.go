@@ -16,6 +16,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,11 @@ type Config struct {
 	LoginKey []byte
 	// LoginTTL is how long a login lasts; DefaultLoginTTL if 0.
 	LoginTTL time.Duration
+	// TrustedProxies are the peers (load balancers) whose X-Forwarded-For
+	// names the client, for the sign-in limits, and whose
+	// X-Forwarded-Proto: https marks the login cookie Secure, as TLS to
+	// this server does.
+	TrustedProxies []netip.Prefix
 }
 
 // Server serves the replay UI and API.

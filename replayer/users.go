@@ -52,7 +52,7 @@ func (s *Server) putMyPassword(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("update user: %w", err)
 	}
 	s.auth.forget(u.Name)
-	http.SetCookie(w, s.auth.cookie(u, r.TLS != nil))
+	http.SetCookie(w, s.auth.cookie(u, s.auth.secure(r)))
 	s.log.Info("password changed", "user", u.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil

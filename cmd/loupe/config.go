@@ -176,12 +176,17 @@ func (c *Config) flags(fs *flag.FlagSet, r roles) error {
 		fs.StringVar(&c.Collector, "collector", "", "base `URL` of a loupe collector to forward ingest to, e.g. http://10.0.0.5:8082; empty runs the collector in this process")
 		only = "; without --collector only"
 	}
-	if r.has(roleCollector) || r == roleProxy {
+	if r.has(roleCollector|roleReplayer) || r == roleProxy {
 		trustedUse := ""
 		if r.has(roleProxy) {
-			trustedUse = "; their X-Forwarded-* and Forwarded headers are passed on to the upstream"
+			trustedUse += "; their X-Forwarded-* and Forwarded headers are passed on to the upstream"
 		}
-		fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For names the visitor, e.g. 10.0.0.0/8"+trustedUse)
+		if r.has(roleReplayer) {
+			trustedUse += "; the replay server limits sign-ins by the address they name and makes the login cookie Secure on their X-Forwarded-Proto: https"
+		}
+		fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For names the client, e.g. 10.0.0.0/8"+trustedUse)
+	}
+	if r.has(roleCollector) || r == roleProxy {
 		fs.BoolVar(&c.KeepIP, "keep-ip", false, "store visitors' IP addresses; by default only a keyed hash is kept"+only)
 		fs.StringVar(&c.ConversionURL, "conversion-url", "", "`glob` of page URLs that mark a session converted, halving its friction score: /path* matches path and query, any other pattern the whole URL; * is any run of characters"+only)
 		fs.StringVar(&c.GeoIP, "geoip", "", "`PATH` of a MaxMind-format country database (.mmdb) to derive visitors' country from"+only)

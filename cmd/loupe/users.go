@@ -46,7 +46,12 @@ func (m *Main) replayServer(ctx context.Context) (*replayer.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	rp, err := replayer.New(replayer.Config{Store: m.db, Users: users, LoginKey: key, UI: ui.FS(), Logger: m.Logger})
+	trusted, err := m.Config.trustedProxies()
+	if err != nil {
+		return nil, err
+	}
+	rp, err := replayer.New(replayer.Config{Store: m.db, Users: users, LoginKey: key, UI: ui.FS(), Logger: m.Logger,
+		TrustedProxies: trusted})
 	if err != nil {
 		return nil, fmt.Errorf("replayer: %w", err)
 	}
