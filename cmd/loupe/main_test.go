@@ -86,7 +86,7 @@ func TestHelpListsRoleFlags(t *testing.T) {
 			"-archive", "-archive-max-bytes", "-archive-public", "-asset-retention", "LOUPE_ARCHIVE"}, []string{"-collector"}},
 		{"proxy", []string{"-upstream", "-listen", "-collector", "-data", "-database", "-trusted-proxies", "LOUPE_COLLECTOR", "-archive", "-archive-public"}, []string{"-admin"}},
 		{"collector", []string{"-listen", "-data", "-database", "-trusted-proxies", "-keep-ip", "-geoip", "LOUPE_TRUSTED_PROXIES", "LOUPE_KEEP_IP", "LOUPE_GEOIP", "-archive", "-asset-retention"}, []string{"-upstream", "-admin", "-collector"}},
-		{"replayer", []string{"-admin", "-data", "-database", "-asset-retention"}, []string{"-upstream", "-listen", "-collector", "-trusted-proxies", "-keep-ip", "-geoip", "-archive", "-archive-public"}},
+		{"replayer", []string{"-admin", "-data", "-database", "-asset-retention", "-trusted-proxies"}, []string{"-upstream", "-listen", "-collector", "-keep-ip", "-geoip", "-archive", "-archive-public"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.cmd, func(t *testing.T) {
