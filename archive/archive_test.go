@@ -19,6 +19,7 @@ type fakeStore struct {
 	block chan struct{}
 
 	mu       sync.Mutex
+	err      error // if set, PutAsset fails with it (a full disk, say)
 	bodies   map[string][]byte
 	captures map[string][]store.Asset
 	puts     int
@@ -44,6 +45,9 @@ func (s *fakeStore) PutAsset(ctx context.Context, a *store.Asset, body []byte) (
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.err != nil {
+		return false, s.err
+	}
 	s.puts++
 	_, had := s.bodies[a.Hash]
 	if !had {

@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
+	"errors"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -125,6 +126,43 @@ func TestTeeArchives(t *testing.T) {
 				t.Errorf("got content type %q, want %q", ct, tt.wantType)
 			}
 		})
+	}
+}
+
+// TestTeeStoreFull: while the store refuses assets (a full disk), the
+// visitor still gets every byte and the capture is counted failed; once
+// the store takes them again, the same asset is captured: a failure is
+// not remembered as stored.
+func TestTeeStoreFull(t *testing.T) {
+	css := cssBody(20_000)
+	st := newFakeStore()
+	st.err = errors.New("database or disk is full")
+	a := mustArchiver(t, st, nil)
+	fetch := func() {
+		t.Helper()
+		resp := newResp("https://example.com/full.css", css, "Content-Type", "text/css")
+		a.Tee(resp)
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(got, css) {
+			t.Fatalf("visitor got %d bytes (%v), want the origin's %d", len(got), err, len(css))
+		}
+	}
+	fetch()
+	waitFor(t, "failure", func() bool { return a.Stats().Failed == 1 })
+	if body, _ := st.body("https://example.com/full.css"); body != nil {
+		t.Fatal("a refused asset is in the store")
+	}
+	st.mu.Lock()
+	st.err = nil
+	st.mu.Unlock()
+	fetch()
+	waitFor(t, "capture", func() bool { return a.Stats().Captured == 1 })
+	if body, _ := st.body("https://example.com/full.css"); !bytes.Equal(body, css) {
+		t.Errorf("stored %d bytes after the store recovered, want %d", len(body), len(css))
+	}
+	if s := a.Stats(); s.Failed != 1 {
+		t.Errorf("stats %+v: want the one failure counted once", s)
 	}
 }
 
