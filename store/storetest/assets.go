@@ -29,10 +29,7 @@ type AssetBackend interface {
 // new, empty store for each call; RunAssets closes it when the subtest ends.
 func RunAssets(t *testing.T, open func(t *testing.T) AssetBackend) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(*testing.T, AssetBackend)
-	}{
+	runCases(t, open, []testCase[AssetBackend]{
 		{"Dedup", testAssetDedup},
 		{"RepeatedConcurrent", testAssetRepeatedConcurrent},
 		{"Capture", testAssetCapture},
@@ -40,18 +37,7 @@ func RunAssets(t *testing.T, open func(t *testing.T) AssetBackend) {
 		{"Invalid", testAssetInvalid},
 		{"SessionAssets", testSessionAssets},
 		{"Prune", testAssetPrune},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("close: %v", err)
-				}
-			})
-			tt.fn(t, s)
-		})
-	}
+	})
 }
 
 // Hash returns the hex SHA-256 of body, as store.Asset.Hash holds it.

@@ -23,28 +23,14 @@ type RequestBackend interface {
 // RunRequests closes it when the subtest ends.
 func RunRequests(t *testing.T, open func(t *testing.T) RequestBackend) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(*testing.T, RequestBackend)
-	}{
+	runCases(t, open, []testCase[RequestBackend]{
 		{"AppendAndRead", testRequestsAppendAndRead},
 		{"BeforeSession", testRequestsBeforeSession},
 		{"EffectsWait", testRequestsEffectsWait},
 		{"User", testRequestsUser},
 		{"Invalid", testRequestsInvalid},
 		{"NotFound", testRequestsNotFound},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("close: %v", err)
-				}
-			})
-			tt.fn(t, s)
-		})
-	}
+	})
 }
 
 // Session ids of the network log tests: 32 hex digits, as the proxy's.

@@ -26,10 +26,7 @@ type SignalStore interface {
 // call; RunSignals closes it when the subtest ends.
 func RunSignals(t *testing.T, open func(t *testing.T) SignalStore) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(*testing.T, SignalStore)
-	}{
+	runCases(t, open, []testCase[SignalStore]{
 		{"WithinBatch", testSignalsWithinBatch},
 		{"AcrossBatches", testSignalsAcrossBatches},
 		{"PageEnd", testSignalsPageEnd},
@@ -39,18 +36,7 @@ func RunSignals(t *testing.T, open func(t *testing.T) SignalStore) {
 		{"SearchBadFilter", testSearchBadFilter},
 		{"Tags", testTags},
 		{"Notes", testNotes},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("close: %v", err)
-				}
-			})
-			tt.fn(t, s)
-		})
-	}
+	})
 }
 
 // sigBatch is a batch of page view pv spanning first..first+span ms (n

@@ -22,10 +22,7 @@ import (
 // each call; Run closes it when the subtest ends.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(*testing.T, store.Store)
-	}{
+	runCases(t, open, []testCase[store.Store]{
 		{"Summary", testSummary},
 		{"PageViewURL", testPageViewURL},
 		{"Duplicate", testDuplicate},
@@ -43,8 +40,20 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DuplicateDerived", testDuplicateDerived},
 		{"EmptyDerived", testEmptyDerived},
 		{"Compression", testCompression},
-	}
-	for _, tt := range tests {
+	})
+}
+
+// testCase is one case of a suite, run on a store of type S.
+type testCase[S any] struct {
+	name string
+	fn   func(*testing.T, S)
+}
+
+// runCases runs each case as a subtest on a new store from open, closed
+// when the subtest ends.
+func runCases[S interface{ Close() error }](t *testing.T, open func(*testing.T) S, cases []testCase[S]) {
+	t.Helper()
+	for _, tt := range cases {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
 			t.Cleanup(func() {

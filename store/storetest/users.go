@@ -24,10 +24,7 @@ type UserBackend interface {
 // the subtest ends.
 func RunUsers(t *testing.T, open func(t *testing.T) UserBackend) {
 	t.Helper()
-	tests := []struct {
-		name string
-		fn   func(*testing.T, UserBackend)
-	}{
+	runCases(t, open, []testCase[UserBackend]{
 		{"RoundTrip", testUserRoundTrip},
 		{"Duplicate", testUserDuplicate},
 		{"Invalid", testUserInvalid},
@@ -41,18 +38,7 @@ func RunUsers(t *testing.T, open func(t *testing.T) UserBackend) {
 		{"LastAdminConcurrent", testLastAdminConcurrent},
 		{"RevokeLogin", testRevokeLogin},
 		{"RevokeLoginForgets", testRevokeLoginForgets},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
-			t.Cleanup(func() {
-				if err := s.Close(); err != nil {
-					t.Errorf("close: %v", err)
-				}
-			})
-			tt.fn(t, s)
-		})
-	}
+	})
 }
 
 // user is a valid user created at base + created ms; hash stands for a
