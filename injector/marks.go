@@ -15,22 +15,25 @@ import (
 //	<input class>             → <input class="rr-mask">
 //
 // The browser keeps the first of repeated attributes, so the first class
-// attribute is the one changed. A tag that already has the mark is returned
-// as it is. The result is built in r.out and valid until the next call.
+// attribute is the one changed. A tag that already has the mark (hasMark)
+// is returned as it is. The result is built in r.out and valid until the
+// next call.
 func (r *rewriter) addClass(raw []byte, mark string) []byte {
-	nameEnd, cls := scanClass(raw)
-	return r.addClassAt(raw, mark, nameEnd, cls)
-}
-
-// addClassAt is addClass with scanClass's results for raw known.
-func (r *rewriter) addClassAt(raw []byte, mark string, nameEnd int, cls rawAttr) []byte {
-	if v, ok := attrVal(r.cur.Attr, "class"); ok && hasClass(v, mark) {
+	if r.hasMark(mark) {
 		return raw
 	}
+	nameEnd, cls := scanClass(raw)
 	return r.spliceClass(raw, mark, nameEnd, cls)
 }
 
-// spliceClass is addClassAt for a tag known not to have the mark.
+// hasMark reports whether the current field's class list, as mark read it
+// (r.vals), holds mark already.
+func (r *rewriter) hasMark(mark string) bool {
+	return r.vals.seen&(1<<rawClass) != 0 && hasClassBytes(r.vals.vals[rawClass], mark)
+}
+
+// spliceClass is addClass for a tag known not to have the mark, whose
+// name ends at nameEnd and whose first class attribute is cls (scanClass).
 func (r *rewriter) spliceClass(raw []byte, mark string, nameEnd int, cls rawAttr) []byte {
 	out := r.out[:0]
 	switch {

@@ -215,7 +215,7 @@ func (f *feed) skip() error {
 		// marks are raw (rawmark.go): one pass over the tag, not two.
 		var n int
 		ok, scanned := false, false
-		if fa := fieldAt(b, nameAt); fa != 0 && !end && rw.in.rawMarks {
+		if fa := rw.rawFieldAt(b, nameAt, end); fa != 0 {
 			rw.beginField(fa)
 			n, ok = scanTag(b, nameAt, rw)
 			scanned = ok
@@ -413,7 +413,7 @@ func (r *rewriter) skipField(raw []byte, a atom.Atom, end, scanned bool) ([]byte
 	} else {
 		mark = r.mark()
 	}
-	if mark != "" && !(r.vals.seen&(1<<rawClass) != 0 && hasClassBytes(r.vals.vals[rawClass], mark)) {
+	if mark != "" && !r.hasMark(mark) {
 		raw = r.spliceClass(raw, mark, r.nameEnd, r.class)
 	}
 	if a != atom.Input {
@@ -432,9 +432,13 @@ func (r *rewriter) beginField(a atom.Atom) {
 	}
 }
 
-// fieldAt returns the atom of the start tag whose name begins at b[i] if
-// it is input, select or textarea and the name ends within b, or 0.
-func fieldAt(b []byte, i int) atom.Atom {
+// rawFieldAt returns the atom of the tag whose name begins at b[i] if
+// marks are raw and it is an input, select or textarea start tag whose
+// name ends within b, or 0.
+func (r *rewriter) rawFieldAt(b []byte, i int, endTag bool) atom.Atom {
+	if endTag || !r.in.rawMarks {
+		return 0
+	}
 	end := i
 	for end < len(b) && tagBytes[b[end]]&(bWS|bSlash|bGT) == 0 {
 		end++
