@@ -280,9 +280,11 @@ func TestTeeNeverBlocks(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("reading tee'd bodies blocked on a stuck store")
 	}
-	// One in the worker, two queued, the rest dropped.
-	if got, want := a.Stats().Dropped, int64(n-3); got < want-1 || got > want {
-		t.Errorf("got %d dropped, want about %d", got, want)
+	// At most one in the worker and two queued; the rest dropped. If the
+	// worker had not yet taken the first body when the queue filled, one
+	// more is dropped.
+	if got := a.Stats().Dropped; got < n-3 || got > n-2 {
+		t.Errorf("got %d dropped, want %d or %d", got, n-3, n-2)
 	}
 	closed := make(chan struct{})
 	go func() { a.Close(); close(closed) }()
