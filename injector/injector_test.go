@@ -450,38 +450,6 @@ func TestWriteError(t *testing.T) {
 	}
 }
 
-// flushRecorder records how much was written at each Flush.
-type flushRecorder struct {
-	bytes.Buffer
-	at []int
-}
-
-func (f *flushRecorder) Flush() error {
-	f.at = append(f.at, f.Len())
-	return nil
-}
-
-// TestFlushAfterTag: a dst that can flush is flushed once, right after the
-// recorder tag.
-func TestFlushAfterTag(t *testing.T) {
-	in := mustNew(t, Config{})
-	tag := string(in.ScriptTag(testPage))
-	for _, doc := range []string{
-		`<!doctype html><html><head><title>x</title></head><body>` + strings.Repeat("<p>text</p>", 5000),
-		`<p>no head`,
-		``,
-	} {
-		var out flushRecorder
-		if err := in.Rewrite(&out, strings.NewReader(doc), testPage); err != nil {
-			t.Fatal(err)
-		}
-		i := strings.Index(out.String(), tag)
-		if len(out.at) != 1 || i < 0 || out.at[0] != i+len(tag) {
-			t.Errorf("%.40q: flushed at %v, want once at %d (after the tag)", doc, out.at, i+len(tag))
-		}
-	}
-}
-
 // TestScriptTagFastPath: the tag built from the precomputed JSON is the
 // one escaping the whole JSON gives, for safe and unsafe ids and tokens.
 func TestScriptTagFastPath(t *testing.T) {

@@ -63,8 +63,7 @@ var rewriters = sync.Pool{New: func() any { return new(rewriter) }}
 // the rest of the input is copied verbatim (the page is served as the origin
 // sent it, perhaps without the tag). Rewrite returns an error only when
 // reading src or writing dst fails. It writes dst token by token; callers
-// that want fewer, larger writes wrap dst in a bufio.Writer. If dst has a
-// Flush() error method, Rewrite calls it right after the recorder tag.
+// that want fewer, larger writes wrap dst in a bufio.Writer.
 func (in *Injector) Rewrite(dst io.Writer, src io.Reader, p Page) error {
 	r := rewriters.Get().(*rewriter)
 	defer func() {
@@ -167,25 +166,11 @@ func (r *rewriter) write(b []byte) error {
 	return nil
 }
 
-// insert writes the recorder tag, and flushes dst if it can: a streaming
-// caller then sends the page's head with the tag at once, whatever the
-// origin does next.
+// insert writes the recorder tag.
 func (r *rewriter) insert() error {
 	r.state = tagDone
-	if err := r.write(r.tag); err != nil {
-		return err
-	}
-	if f, ok := r.dst.(flusher); ok {
-		if err := f.Flush(); err != nil {
-			return fmt.Errorf("write html: %w", err)
-		}
-	}
-	return nil
+	return r.write(r.tag)
 }
-
-// flusher is a dst that can push what it was given onwards (a
-// bufio.Writer, the proxy's streaming body).
-type flusher interface{ Flush() error }
 
 // token copies or rewrites one token, inserting the recorder tag before it
 // when it is the first content of the document.

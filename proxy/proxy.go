@@ -193,17 +193,17 @@ func (p *Proxy) routes() *http.ServeMux {
 		mux.Handle(pre+"ingest", p.cfg.Ingest)
 	}
 	mux.HandleFunc(pre, http.NotFound)
-	mux.Handle("/", p.rp)
+	mux.HandleFunc("/", p.forward)
 	return mux
 }
 
-// bufferPool lends the 32 KiB buffers ReverseProxy copies bodies through;
+// bufferPool lends the 64 KiB buffers ReverseProxy copies bodies through;
 // without one it allocates a buffer per response. It pools them as array
 // pointers, which a buffer given back converts to without allocating (a
 // *[]byte would cost an allocation per Put).
 type bufferPool struct{ p sync.Pool }
 
-const copyBufferSize = 32 << 10
+const copyBufferSize = streamBufSize // a rewritten piece in one read
 
 func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
 func (b *bufferPool) Put(buf []byte) {

@@ -135,10 +135,14 @@ func (p *Proxy) inject(resp *http.Response) error {
 	rewrite := func(dst io.Writer, src io.Reader) error {
 		return p.cfg.Injector.Rewrite(dst, src, page)
 	}
-	body, err := newStream(resp.Body, in, out, rewrite, p.log)
+	pw := pacer(resp.Request.Context())
+	body, err := newStream(resp.Body, in, out, rewrite, pw, p.log)
 	resp.Body = body
 	if err != nil {
 		return err
+	}
+	if pw != nil {
+		pw.pace()
 	}
 	rewrittenHeaders(resp, in, out)
 	h.Add("Set-Cookie", cookie.String())

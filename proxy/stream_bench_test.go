@@ -105,7 +105,7 @@ func BenchmarkInjectStream(b *testing.B) {
 	b.SetBytes(int64(len(form)))
 	b.ReportAllocs()
 	for b.Loop() {
-		body, err := newStream(io.NopCloser(bytes.NewReader(form)), encIdentity, encIdentity, inj, discardLog)
+		body, err := newStream(io.NopCloser(bytes.NewReader(form)), encIdentity, encIdentity, inj, nil, discardLog)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -79,7 +79,7 @@ func FuzzStream(f *testing.F) {
 		cw := compressor(t, in, &enc)
 		cw.Write(doc)
 		cw.Close()
-		body, err := newStream(&cutReader{doc: enc.Bytes(), cuts: cuts}, in, out, rewrite, log)
+		body, err := newStream(&cutReader{doc: enc.Bytes(), cuts: cuts}, in, out, rewrite, nil, log)
 		if err != nil {
 			t.Fatalf("newStream(%s → %s): %v", in, out, err)
 		}
