@@ -49,11 +49,14 @@ const (
 	maxLoginBody = 16 << 10
 )
 
-// Sign-in attempts per client address: a burst of loginBurst, then one
-// every loginEvery.
+// Sign-in attempts per client address: on each replay server, a burst of
+// loginBurst, then one every loginEvery; across all the replay servers of
+// a store, at most sharedSignIns in a window of signInWindow.
 const (
-	loginBurst = 10
-	loginEvery = 6 * time.Second
+	loginBurst    = 10
+	loginEvery    = 6 * time.Second
+	sharedSignIns = 2 * loginBurst
+	signInWindow  = time.Minute
 )
 
 // HashPassword checks a new password's length and returns its bcrypt hash.
@@ -269,14 +272,26 @@ func (a *auth) client(r *http.Request) netip.Addr { return collector.ClientIP(r,
 // proxy in front of it that ended TLS: the login cookie is then Secure.
 func (a *auth) secure(r *http.Request) bool { return collector.ForwardedHTTPS(r, a.trusted) }
 
-// tooSoon takes one sign-in attempt from the client's address and, if
-// there is none left, sets Retry-After and reports true.
-func (a *auth) tooSoon(w http.ResponseWriter, r *http.Request) bool {
-	d := a.attempts.Wait(collector.ClientKey(a.client(r)), a.now())
+// tooSoon takes one sign-in attempt from the client's address, from this
+// server's budget and then from the one the store keeps for every replay
+// server (store.Users.SignInAttempt), and if either is spent, sets
+// Retry-After and reports true. An error is the store's.
+func (a *auth) tooSoon(w http.ResponseWriter, r *http.Request) (bool, error) {
+	key, now := collector.ClientKey(a.client(r)), a.now()
+	d := a.attempts.Wait(key, now)
+	if d <= 0 {
+		n, began, err := a.users.SignInAttempt(r.Context(), key.String(), now, signInWindow)
+		if err != nil {
+			return false, err
+		}
+		if n > sharedSignIns {
+			d = max(began.Add(signInWindow).Sub(now), time.Second)
+		}
+	}
 	if d > 0 {
 		w.Header().Set("Retry-After", collector.RetryAfter(d))
 	}
-	return d > 0
+	return d > 0, nil
 }
 
 // check returns the user of name if password is theirs, nil if not.
@@ -384,7 +399,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	name, password := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("password")
 	d := loginData{Name: name, Next: localPath(r.PostForm.Get("next"))}
-	if s.auth.tooSoon(w, r) {
+	if soon, err := s.auth.tooSoon(w, r); err != nil {
+		return s.usersDown(r, err)
+	} else if soon {
 		d.Message = fmt.Sprintf("Too many attempts: try again in %s seconds.", w.Header().Get("Retry-After"))
 		return s.renderLogin(w, http.StatusTooManyRequests, d)
 	}

@@ -385,6 +385,13 @@ func (s *switchedUsers) RevokeLogin(ctx context.Context, id string, until, now t
 	return s.Users.RevokeLogin(ctx, id, until, now)
 }
 
+func (s *switchedUsers) SignInAttempt(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
+	if s.down.Load() {
+		return 0, time.Time{}, errUsersDown
+	}
+	return s.Users.SignInAttempt(ctx, key, now, window)
+}
+
 func (s *switchedUsers) LoginRevoked(ctx context.Context, id string) (bool, error) {
 	if s.down.Load() {
 		return false, errUsersDown
@@ -645,7 +652,11 @@ func TestSignInLimitPerSubscriber(t *testing.T) {
 	try := func(addr string) bool {
 		r := httptest.NewRequest("POST", "/login", nil)
 		r.RemoteAddr = addr
-		return a.tooSoon(httptest.NewRecorder(), r)
+		soon, err := a.tooSoon(httptest.NewRecorder(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return soon
 	}
 	for i := 0; i < loginBurst; i++ {
 		if try(fmt.Sprintf("[2001:db8:0:1::%x]:4000", i)) {
@@ -657,5 +668,73 @@ func TestSignInLimitPerSubscriber(t *testing.T) {
 	}
 	if try("[2001:db8:0:2::1]:4000") {
 		t.Error("an address of another /64 was refused")
+	}
+}
+
+// TestSignInLimitShared: the replay servers of one store share a budget of
+// sign-in attempts per address: after two servers took their own bursts,
+// a third refuses the same address though its own budget is whole, until
+// the window ends. Another address is let through.
+func TestSignInLimitShared(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	users := replayertest.NewUsers()
+	var servers [3]*auth
+	for i := range servers {
+		a, err := newAuth(&Config{Users: users, Now: clk.now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		servers[i] = a
+	}
+	try := func(a *auth, addr string) (bool, string) {
+		t.Helper()
+		r := httptest.NewRequest("POST", "/login", nil)
+		r.RemoteAddr = addr
+		w := httptest.NewRecorder()
+		soon, err := a.tooSoon(w, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return soon, w.Header().Get("Retry-After")
+	}
+	for _, a := range servers[:2] {
+		for i := 0; i < loginBurst; i++ {
+			if soon, _ := try(a, "192.0.2.7:4000"); soon {
+				t.Fatalf("attempt %d on a server of its own refused", i+1)
+			}
+		}
+	}
+	clk.add(20 * time.Second)
+	if soon, after := try(servers[2], "192.0.2.7:4000"); !soon || after != "40" {
+		t.Errorf("attempt %d across servers: refused %v, Retry-After %q; want refused, 40", 2*loginBurst+1, soon, after)
+	}
+	if soon, _ := try(servers[2], "192.0.2.8:4000"); soon {
+		t.Error("another address was refused")
+	}
+	clk.add(40 * time.Second)
+	if soon, _ := try(servers[2], "192.0.2.7:4000"); soon {
+		t.Error("refused after the window ended")
+	}
+}
+
+// signInsDown is a store of users that cannot count sign-in attempts.
+type signInsDown struct{ *replayertest.Users }
+
+func (signInsDown) SignInAttempt(context.Context, string, time.Time, time.Duration) (int, time.Time, error) {
+	return 0, time.Time{}, errUsersDown
+}
+
+// TestSignInCountDown: a sign-in the store cannot count is answered 503
+// without the store's error, not let past the shared budget; the same
+// store counting again signs the user in.
+func TestSignInCountDown(t *testing.T) {
+	_, fs, clk := authServer(t)
+	ts := authNode(t, fs, signInsDown{fs.Users}, clk)
+	if resp := login(t, noRedirects(), ts.URL, "alice", "alice's password", "/"); resp.StatusCode != 503 {
+		t.Errorf("sign-in not counted: got %d, want 503", resp.StatusCode)
+	}
+	ts = authNode(t, fs, fs.Users, clk)
+	if resp := login(t, noRedirects(), ts.URL, "alice", "alice's password", "/"); resp.StatusCode != 303 {
+		t.Errorf("sign-in counted: got %d, want 303", resp.StatusCode)
 	}
 }

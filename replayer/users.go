@@ -35,7 +35,9 @@ func (s *Server) putMyPassword(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	me := userOf(r)
-	if s.auth.tooSoon(w, r) {
+	if soon, err := s.auth.tooSoon(w, r); err != nil {
+		return s.usersDown(r, err)
+	} else if soon {
 		return &Error{http.StatusTooManyRequests, "too many attempts; try again in " + w.Header().Get("Retry-After") + " seconds"}
 	}
 	u, err := s.auth.check(r.Context(), me.Name, in.Old)

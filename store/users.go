@@ -134,6 +134,15 @@ type Users interface {
 	// forgotten by a later RevokeLogin): callers refuse an expired login
 	// before they ask.
 	LoginRevoked(ctx context.Context, id string) (bool, error)
+
+	// SignInAttempt records one sign-in attempt from key (a client
+	// address or network, at most MaxLoginID bytes) at now, and returns
+	// how many were recorded from key since the window began: the
+	// window begins with the first attempt after the last one ended, and
+	// ends window after it began. It forgets the windows that ended
+	// before now. Every replay server of one store counts in the same
+	// windows, so a guesser gets one budget, not one per server.
+	SignInAttempt(ctx context.Context, key string, now time.Time, window time.Duration) (attempts int, began time.Time, err error)
 }
 
 // MaxLoginID is the longest login id RevokeLogin takes, in bytes.

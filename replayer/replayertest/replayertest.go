@@ -131,12 +131,20 @@ type Users struct {
 	mu      sync.Mutex
 	m       map[string]store.User
 	revoked map[string]time.Time // login id → until
+	signIns map[string]signInWindow
+}
+
+type signInWindow struct {
+	began, ends time.Time
+	attempts    int
 }
 
 var _ store.Users = (*Users)(nil)
 
 // NewUsers returns an empty Users.
-func NewUsers() *Users { return &Users{m: map[string]store.User{}, revoked: map[string]time.Time{}} }
+func NewUsers() *Users {
+	return &Users{m: map[string]store.User{}, revoked: map[string]time.Time{}, signIns: map[string]signInWindow{}}
+}
 
 func (s *Users) AddUser(_ context.Context, u *store.User) error {
 	if err := u.Check(); err != nil {
@@ -251,6 +259,26 @@ func (s *Users) RevokeLogin(_ context.Context, id string, until, now time.Time) 
 		s.revoked[id] = until
 	}
 	return nil
+}
+
+func (s *Users) SignInAttempt(_ context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
+	if err := store.CheckLoginID(key); err != nil {
+		return 0, time.Time{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, w := range s.signIns {
+		if !w.ends.After(now) {
+			delete(s.signIns, k)
+		}
+	}
+	w, ok := s.signIns[key]
+	if !ok {
+		w = signInWindow{began: now.Truncate(time.Millisecond), ends: now.Add(window)}
+	}
+	w.attempts++
+	s.signIns[key] = w
+	return w.attempts, w.began, nil
 }
 
 func (s *Users) LoginRevoked(_ context.Context, id string) (bool, error) {

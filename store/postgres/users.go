@@ -200,6 +200,31 @@ func (db *DB) RevokeLogin(ctx context.Context, id string, until, now time.Time) 
 	return nil
 }
 
+// SignInAttempt records a sign-in attempt from key and returns the
+// attempts of its window, after deleting the windows that ended, in one
+// transaction.
+func (db *DB) SignInAttempt(ctx context.Context, key string, now time.Time, window time.Duration) (int, time.Time, error) {
+	if err := store.CheckLoginID(key); err != nil {
+		return 0, time.Time{}, fmt.Errorf("sign-in attempt: %w", err)
+	}
+	var n int
+	var began int64
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM sign_in_attempts WHERE ends_at <= $1`, now.UnixMilli()); err != nil {
+			return fmt.Errorf("forget ended windows: %w", err)
+		}
+		return tx.QueryRow(ctx, `
+			INSERT INTO sign_in_attempts (key, began_at, ends_at, attempts) VALUES ($1, $2, $3, 1)
+			ON CONFLICT (key) DO UPDATE SET attempts = sign_in_attempts.attempts + 1
+			RETURNING attempts, began_at`,
+			key, now.UnixMilli(), now.Add(window).UnixMilli()).Scan(&n, &began)
+	})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("sign-in attempt: %w", err)
+	}
+	return n, time.UnixMilli(began), nil
+}
+
 // LoginRevoked reports whether the login id is recorded as revoked.
 func (db *DB) LoginRevoked(ctx context.Context, id string) (bool, error) {
 	var revoked bool

@@ -38,6 +38,7 @@ func RunUsers(t *testing.T, open func(t *testing.T) UserBackend) {
 		{"LastAdminConcurrent", testLastAdminConcurrent},
 		{"RevokeLogin", testRevokeLogin},
 		{"RevokeLoginForgets", testRevokeLoginForgets},
+		{"SignInAttempts", testSignInAttempts},
 	})
 }
 
@@ -355,6 +356,36 @@ func testRevokeLoginForgets(t *testing.T, s UserBackend) {
 	for id, want := range map[string]bool{"ends-1h": false, "ends-2h": false, "ends-3h": true, "new": true} {
 		if got := mustRevoked(t, s, id); got != want {
 			t.Errorf("%s after a revocation at 2h: got revoked %v, want %v", id, got, want)
+		}
+	}
+}
+
+// testSignInAttempts: attempts are counted per key within the window the
+// first began; once it has ended, the next attempt begins a new one.
+func testSignInAttempts(t *testing.T, s UserBackend) {
+	ctx := context.Background()
+	t0 := time.UnixMilli(base)
+	attempt := func(key string, at time.Duration, want int, wantBegan time.Duration) {
+		t.Helper()
+		n, began, err := s.SignInAttempt(ctx, key, t0.Add(at), time.Minute)
+		if err != nil {
+			t.Fatalf("attempt from %s at %v: %v", key, at, err)
+		}
+		if n != want || !began.Equal(t0.Add(wantBegan)) {
+			t.Errorf("attempt from %s at %v: got %d since %v, want %d since %v", key, at, n, began.Sub(t0), want, wantBegan)
+		}
+	}
+	attempt("192.0.2.1", 0, 1, 0)
+	attempt("192.0.2.1", 10*time.Second, 2, 0)
+	attempt("2001:db8::", 20*time.Second, 1, 20*time.Second)
+	attempt("192.0.2.1", 59*time.Second, 3, 0)
+	// The first key's window ended at 60 s: a new one begins.
+	attempt("192.0.2.1", 60*time.Second, 1, 60*time.Second)
+	attempt("2001:db8::", 79*time.Second, 2, 20*time.Second)
+	attempt("2001:db8::", 80*time.Second, 1, 80*time.Second)
+	for _, bad := range []string{"", strings.Repeat("a", store.MaxLoginID+1)} {
+		if _, _, err := s.SignInAttempt(ctx, bad, t0, time.Minute); err == nil {
+			t.Errorf("sign-in attempt from a key of %d bytes: no error", len(bad))
 		}
 	}
 }
