@@ -78,9 +78,11 @@ func (m memTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // TestPacedPageNotFlushedPerPiece: a rewritten page whose origin answers
 // at once goes to the visitor as net/http's buffer fills, not flushed
 // piece by piece as ReverseProxy does a body of unknown length (once per
-// read of it: 32 times or more for this page). A read of the origin that
-// the scheduler holds up for over stallFlush may still cause a flush.
+// read of it: 32 times or more for this page). The stall rule is
+// lengthened: a busy machine may hold a read up for over a millisecond.
 func TestPacedPageNotFlushedPerPiece(t *testing.T) {
+	defer func(d time.Duration) { stallFlush = d }(stallFlush)
+	stallFlush = time.Hour
 	var b strings.Builder
 	b.WriteString("<!doctype html><html><head><title>Big</title></head><body>\n")
 	for b.Len() < 2<<20 {
@@ -105,8 +107,8 @@ func TestPacedPageNotFlushedPerPiece(t *testing.T) {
 	if !bytes.HasSuffix(got, []byte(`<input class="rr-mask" name=q>`+"\n</body></html>")) {
 		t.Fatalf("page not whole: ends %q", got[max(0, len(got)-80):])
 	}
-	if pieces := len(page) / streamBufSize; fc.flushes > pieces/8 {
-		t.Errorf("%d flushes for a page of %d pieces from an origin that never waits", fc.flushes, pieces)
+	if fc.flushes != 0 {
+		t.Errorf("%d flushes for a page of %d pieces from an origin that never waits", fc.flushes, len(page)/streamBufSize)
 	}
 }
 

@@ -105,7 +105,7 @@ func newStream(up io.ReadCloser, in, out string, rewrite rewriteFunc, pace *pace
 	pr, pw := io.Pipe()
 	snk := &sink{pw: pw, out: bufs.out[:0], zbuf: &bufs.zbuf, pace: pace, asked: -1}
 	rec := &recordingReader{r: up, on: in != encIdentity}
-	bufs.in.Reset(&flushingReader{r: rec, s: snk})
+	bufs.in.Reset(&flushingReader{r: rec, s: snk, wait: stallFlush})
 
 	restore := func(err error) (io.ReadCloser, error) {
 		body := readCloser{io.MultiReader(bytes.NewReader(rec.buf), up), up}
@@ -208,8 +208,9 @@ func (r *recordingReader) Read(p []byte) (int, error) {
 func (r *recordingReader) stop() { r.on, r.buf = false, nil }
 
 // stallFlush is how long a read of the origin's body waits before what
-// the rewriter produced so far is flushed to the visitor.
-const stallFlush = time.Millisecond
+// the rewriter produced so far is flushed to the visitor. A stream takes
+// it when it starts; tests lengthen it to count the other flushes.
+var stallFlush = time.Millisecond
 
 // flushingReader flushes the sink when a read of the origin's body has
 // waited stallFlush with output not yet flushed (sink.unsent). The flush
@@ -219,6 +220,7 @@ const stallFlush = time.Millisecond
 type flushingReader struct {
 	r     io.Reader
 	s     *sink
+	wait  time.Duration // stallFlush
 	t     *time.Timer   // flushes the sink; made on the first read that needs it
 	fired chan struct{} // the timer's flush is over
 }
@@ -232,12 +234,12 @@ func (f *flushingReader) Read(p []byte) (int, error) {
 	}
 	if f.t == nil {
 		f.fired = make(chan struct{}, 1)
-		f.t = time.AfterFunc(stallFlush, func() {
+		f.t = time.AfterFunc(f.wait, func() {
 			f.s.flush()
 			f.fired <- struct{}{}
 		})
 	} else {
-		f.t.Reset(stallFlush)
+		f.t.Reset(f.wait)
 	}
 	n, err := f.r.Read(p)
 	if !f.t.Stop() {
